@@ -6,6 +6,7 @@ from results/paper/.
 from __future__ import annotations
 
 import importlib
+import os
 
 METHODS: dict[str, str] = {
     "mage": "mage.agent:MageAgent",
@@ -16,12 +17,28 @@ METHODS: dict[str, str] = {
     "cql": "baselines.cql:CQLAgent",
 }
 
+# Extra methods, e.g. "toy=tests.toy_agent:ToyAgent,other=pkg.mod:Cls": lets tests and users register
+# agents without editing this file; an environment variable because Ray workers inherit it.
+EXTRA_METHODS_ENV = "MAGE_HARNESS_EXTRA_METHODS"
+
+
+def registered_methods() -> dict[str, str]:
+    """METHODS plus those named in $MAGE_HARNESS_EXTRA_METHODS (name -> "module:Class")."""
+    methods = dict(METHODS)
+    for item in filter(None, (part.strip() for part in os.environ.get(EXTRA_METHODS_ENV, "").split(","))):
+        name, _, target = item.partition("=")
+        if not name or ":" not in target:
+            raise ValueError(f"{EXTRA_METHODS_ENV} entry {item!r} is not NAME=module:Class")
+        methods[name.strip()] = target.strip()
+    return methods
+
 
 def agent_class(name: str):
     """The Agent class registered under ``name``; ValueError for an unknown one."""
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))}")
-    module_name, class_name = METHODS[name].split(":")
+    methods = registered_methods()
+    if name not in methods:
+        raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted(methods))}")
+    module_name, class_name = methods[name].split(":")
     return getattr(importlib.import_module(module_name), class_name)
 
 

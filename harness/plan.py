@@ -13,9 +13,11 @@ A plan is a YAML file in harness/plans/<name>.yaml:
       - {label: MAGE, method: mage}                                  # run here
       - {label: "K=1", method: mage, overrides: {num_scales: 1}}    # an ablation variant
       - {label: ADT, paper_only: true}                               # the paper's numbers only
+      - {label: Diffuser, method: diffuser, paper_table: 17}         # paper numbers from another table
     groups:                          # optional averages under the table, as the paper prints them
       - {label: "Single-task Average", rows: [maze2d-umaze, maze2d-medium, maze2d-large]}
     figure: null                     # for kind=figure: the name of a figure maker in harness/figures.py
+    benchmark: null                  # optional: a script measuring the cells instead of runs (lower is better)
 
 Each column's ``paper_column`` defaults to its label; each row's ``paper_row`` to its label.
 A cell = (row, column); a run = (cell, seed). Columns with a ``method`` are run; paper-only
@@ -23,6 +25,7 @@ columns are read from results/paper/.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,13 @@ from typing import Any
 import yaml
 
 PLANS_DIR = Path(__file__).parent / "plans"
+# Tests (and users with their own plans) point MAGE_PLANS_DIR at another folder of plan YAMLs.
+PLANS_DIR_ENV = "MAGE_PLANS_DIR"
+
+
+def plans_dir() -> Path:
+    """The folder plans are read from: $MAGE_PLANS_DIR when set, else harness/plans/."""
+    return Path(os.environ[PLANS_DIR_ENV]) if os.environ.get(PLANS_DIR_ENV) else PLANS_DIR
 
 
 class PlanError(ValueError):
@@ -50,6 +60,7 @@ class Column:
     overrides: dict[str, Any] = field(default_factory=dict)
     paper_only: bool = False
     paper_column: str = ""
+    paper_table: int | None = None   # where this column's paper numbers are, when not the plan's table
 
     @property
     def is_run(self) -> bool:
@@ -74,6 +85,7 @@ class Plan:
     groups: tuple[Group, ...] = ()
     figure: str | None = None
     description: str = ""
+    benchmark: str | None = None     # a script that measures the cells (Table 8: bench/latency.py); lower is better
 
     @property
     def run_columns(self) -> tuple[Column, ...]:
@@ -89,7 +101,7 @@ class Plan:
 
 
 def available_plans() -> list[str]:
-    return sorted(p.stem for p in PLANS_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in plans_dir().glob("*.yaml"))
 
 
 def plan_name(table: int | None = None, ablation: str | None = None, figure: int | None = None) -> str:
@@ -104,7 +116,7 @@ def plan_name(table: int | None = None, ablation: str | None = None, figure: int
 
 
 def load_plan(name: str) -> Plan:
-    path = PLANS_DIR / f"{name}.yaml"
+    path = plans_dir() / f"{name}.yaml"
     if not path.exists():
         raise PlanError(f"no plan named {name!r}; run `python reproduce.py --list` for the tables, ablations and figures")
     try:
@@ -126,6 +138,7 @@ def _parse(raw: dict[str, Any], name: str) -> Plan:
             overrides=dict(c.get("overrides") or {}),
             paper_only=bool(c.get("paper_only", False)),
             paper_column=c.get("paper_column", c["label"]),
+            paper_table=c.get("paper_table"),
         )
         for c in raw["columns"]
     )
@@ -143,4 +156,5 @@ def _parse(raw: dict[str, Any], name: str) -> Plan:
         groups=groups,
         figure=raw.get("figure"),
         description=raw.get("description", ""),
+        benchmark=raw.get("benchmark"),
     )

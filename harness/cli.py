@@ -1,0 +1,180 @@
+"""The command line of reproduce.py: arguments, the order of work, and exit codes.
+
+Exit codes: 0 every run done; 1 some runs failed (the table is still written, failed cells marked);
+2 bad input or missing data — one line on stderr saying what is wrong and what to do, never a
+traceback. Missing data stop the command before any work: every dataset of the plan is checked first.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from harness.plan import Plan, PlanError, load_plan, plan_name
+from harness.profiles import PROFILE_NAMES, load_profile
+from harness.store import RunStore
+
+EXIT_OK, EXIT_RUNS_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:   # argparse prints usage + message; we want one line
+        self.exit(EXIT_BAD_INPUT, f"reproduce.py: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog="reproduce.py", description="Reproduce the MAGE paper's tables, ablations and figures.")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--list", action="store_true", help="every table, ablation and figure, with its data")
+    which.add_argument("--table", type=int, metavar="N", help="a paper table, e.g. 4")
+    which.add_argument("--ablation", metavar="NAME", help="an ablation, e.g. scales")
+    which.add_argument("--figure", type=int, metavar="N", help="a paper figure, e.g. 3")
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default="paper", help="smoke | quick | paper (default)")
+    parser.add_argument("--methods", help="comma-separated methods of the plan to run (default: all)")
+    parser.add_argument("--datasets", help="comma-separated datasets of the plan to run (default: all)")
+    parser.add_argument("--seeds", type=int, metavar="N", help="seeds per cell (default: the profile's)")
+    parser.add_argument("--executor", choices=("ray", "local"), default="ray",
+                        help="ray: Ray Tune trials (default); local: sequential, in this process")
+    parser.add_argument("--address", help="join this Ray cluster (e.g. auto or 10.0.0.1:6379) instead of a local one")
+    parser.add_argument("--storage", help="shared results path for cluster runs (runs go to STORAGE/runs)")
+    parser.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs per Ray trial (default 1)")
+    parser.add_argument("--gpus-per-run", type=float, default=None,
+                        help="GPUs per run, fractions allowed (default: 1 when CUDA is available, else 0)")
+    parser.add_argument("--results-dir", default="results", help="where tables and runs go (default results/)")
+    parser.add_argument("--dry-run", action="store_true", help="show the plan, missing data and GPU-hours; run nothing")
+    parser.add_argument("--fresh", action="store_true", help="forget the plan's finished runs and start over")
+    parser.add_argument("--download", action="store_true", help="download missing Minari datasets first")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                        help="config override, repeatable, e.g. --set mage.num_scales=4")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:   # --help, or a bad argument already reported in one line
+        return int(exit_.code or 0)
+    from suites.errors import DataError
+    try:
+        return _run(args)
+    except (DataError, PlanError, ValueError) as error:
+        print(f"reproduce.py: {' '.join(str(error).split())}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _run(args: argparse.Namespace) -> int:
+    from harness.config import parse_overrides, validate_overrides
+    from harness.dryrun import list_plans
+
+    if args.list:
+        print(list_plans())
+        return EXIT_OK
+    plan = _select(load_plan(plan_name(args.table, args.ablation, args.figure)), args.methods, args.datasets)
+    profile = load_profile(args.profile)
+    seeds = args.seeds if args.seeds is not None else profile.seeds
+    if seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, not {seeds}")
+    overrides = parse_overrides(args.overrides)
+    for method, values in overrides.items():
+        validate_overrides(method, values)
+    gpus_per_run = args.gpus_per_run if args.gpus_per_run is not None else _default_gpus()
+    if args.cpus_per_run <= 0 or gpus_per_run < 0:
+        raise ValueError("--cpus-per-run must be > 0 and --gpus-per-run >= 0")
+
+    missing = _missing_data(plan, profile.name)
+    if missing and not args.dry_run:
+        if not args.download:
+            first = next(iter(missing.values()))
+            more = f" (and {len(missing) - 1} more datasets missing; --dry-run lists them)" if len(missing) > 1 else ""
+            raise ValueError(f"{first}{more}")
+        _download(missing, profile.name)
+        missing = {}
+
+    from harness.runs import plan_runs
+    from harness.sweep import worker_device
+    planned = plan_runs(plan, profile, seeds, overrides, device=worker_device(gpus_per_run))
+    results_dir = Path(args.results_dir)
+    store = RunStore((Path(args.storage) if args.storage else results_dir) / "runs")
+    if args.dry_run:
+        from harness.dryrun import describe_plan
+        from suites.registry import dataset_spec
+        horizons = {key: int(dataset_spec(key).horizon) for key in plan.datasets}
+        print(describe_plan(plan, planned, store, profile.name, seeds, missing, horizons))
+        return EXIT_OK
+
+    if args.fresh:
+        for run in planned:
+            store.forget(run.spec.run_id)
+    _sweep(planned, store, args, gpus_per_run, profile.name, results_dir)
+
+    from harness.aggregate import render
+    from harness.store import runs_frame
+    frame = runs_frame(plan.name, [(run.row, run.column, run.spec) for run in planned], store)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    print(render(plan, frame, results_dir))
+    return EXIT_RUNS_FAILED if (frame["status"] != "done").any() else EXIT_OK
+
+
+def _select(plan: Plan, methods: str | None, datasets: str | None) -> Plan:
+    """``plan`` restricted to the methods / datasets named on the command line."""
+    if methods:
+        wanted = _names(methods, plan.methods, "method", plan.name)
+        plan = dataclasses.replace(plan, columns=tuple(c for c in plan.columns if not c.is_run or c.method in wanted))
+    if datasets:
+        wanted = _names(datasets, plan.datasets, "dataset", plan.name)
+        plan = dataclasses.replace(plan, rows=tuple(r for r in plan.rows if r.dataset in wanted))
+    return plan
+
+
+def _names(text: str, known: tuple[str, ...], what: str, plan: str) -> set[str]:
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = sorted(names - set(known))
+    if unknown:
+        raise ValueError(f"{what} {unknown[0]!r} is not in plan {plan}; its {what}s: {', '.join(known)}")
+    return names
+
+
+def _default_gpus() -> float:
+    import torch
+    return 1.0 if torch.cuda.is_available() else 0.0
+
+
+def _missing_data(plan: Plan, profile: str) -> dict[str, str]:
+    """dataset key -> one-line message, for every dataset of the plan that is absent and not generated here."""
+    from suites.registry import missing_data
+    return {key: message for key in plan.datasets if (message := missing_data(key, profile))}
+
+
+def _download(missing: dict[str, str], profile: str) -> None:
+    from suites.registry import load_offline_dataset
+    for key in missing:
+        print(f"downloading {key} ...", file=sys.stderr)
+        load_offline_dataset(key, profile, download=True)
+
+
+def _sweep(planned, store: RunStore, args: argparse.Namespace, gpus_per_run: float, profile: str,
+           results_dir: Path) -> None:
+    """Run every planned run that is not done yet (failed ones are retried)."""
+    from harness.progress import SweepProgress
+    from harness.sweep import run_local, run_ray
+    from suites.registry import dataset_spec, load_offline_dataset
+
+    pending = [run.spec for run in planned if store.status(run.spec.run_id) != "done"]
+    if not pending:
+        return
+    # Generated datasets are made here, once, before trials that would otherwise race to make them.
+    for key in dict.fromkeys(spec.dataset for spec in pending):
+        if dataset_spec(key).generated:
+            load_offline_dataset(key, profile)
+    progress = SweepProgress(len(planned), len(planned) - len(pending), enabled=not args.quiet)
+    try:
+        if args.executor == "local":
+            run_local(pending, store, progress, gpus_per_run)
+        else:
+            storage = Path(args.storage) if args.storage else results_dir / "ray"
+            run_ray(pending, store, progress, cpus_per_run=args.cpus_per_run, gpus_per_run=gpus_per_run,
+                    address=args.address, storage=storage)
+    finally:
+        progress.close()

@@ -1,0 +1,270 @@
+"""One run: (method, dataset, seed, resolved config, profile, evaluation settings) → result.json.
+
+``execute_run`` loads the data, builds the agent, resumes it from ``checkpoint.pt`` when one exists,
+trains with ``on_step`` doing progress, training curves, NaN detection and periodic checkpoints,
+evaluates with ``suites.evaluation.evaluate`` and writes ``result.json`` atomically. Any failure is
+written to ``failure.json`` with a one-line reason; the next invocation retries the run.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import inspect
+import json
+import math
+import os
+import subprocess
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from harness.store import CHECKPOINT_FILE, RunStore
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VERSIONED_PACKAGES = ("mage-repro", "torch", "numpy", "minari", "gymnasium", "gymnasium-robotics", "mujoco",
+                      "ogbench", "ray", "pandas")
+RECORDED_EPISODES = 3   # figure plans keep the observation trajectories of the first 3 evaluation episodes
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that decides a run's outcome. ``run_id`` hashes all of it except where it runs
+    (``device``) and how it is bookkept (``checkpoint_every``, ``curve_points``), so a run is found
+    again from any machine and any profile file edit that does not change its result."""
+    method: str
+    dataset: str                      # suites dataset key, e.g. "maze2d-umaze"
+    seed: int
+    config: dict[str, Any]            # resolved overrides handed to Agent.fit (see harness.config)
+    steps: int                        # optimisation steps
+    profile: str                      # smoke | quick | paper (also the generated-data size)
+    eval_episodes: int
+    eval_max_steps: int | None        # None: the suite's horizon
+    record_trajectories: bool = False
+    checkpoint_every: int = 1000
+    curve_points: int = 200
+    device: str = field(default="cpu", compare=False)
+
+    @property
+    def run_id(self) -> str:
+        identity = {k: v for k, v in asdict(self).items() if k not in ("device", "checkpoint_every", "curve_points")}
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+        return f"{self.method}-{self.dataset}-s{self.seed}-{digest[:12]}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "RunSpec":
+        return cls(**raw)
+
+
+def eval_seed(seed: int) -> int:
+    """Evaluation seed of training seed ``seed``: distinct from it so environments and training RNGs differ."""
+    return 10_000 + seed
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run of a plan: the table cell (row label, column label) it belongs to, and its spec."""
+    row: str
+    column: str
+    spec: RunSpec
+
+
+def plan_runs(plan, profile, seeds: int, cli_overrides: dict[str, dict[str, Any]], device: str) -> list[PlannedRun]:
+    """Every run of ``plan`` (a harness.plan.Plan) under ``profile`` (a harness.profiles.Profile).
+
+    Raises suites.errors.DataError for an unknown dataset key and ValueError for a bad config.
+    """
+    from harness.config import resolve_config
+    from suites.registry import dataset_spec
+
+    planned = []
+    for row in plan.rows:
+        if row.dataset is None:
+            continue
+        data_spec = dataset_spec(row.dataset)
+        for column in plan.run_columns:
+            config, steps = resolve_config(column.method, data_spec, profile.name, column.overrides,
+                                           cli_overrides.get(column.method, {}))
+            for seed in range(seeds):
+                planned.append(PlannedRun(row.label, column.label, RunSpec(
+                    method=column.method, dataset=row.dataset, seed=seed, config=config, steps=steps,
+                    profile=profile.name, eval_episodes=profile.eval_episodes or int(data_spec.eval_episodes),
+                    eval_max_steps=profile.eval_max_steps, record_trajectories=plan.kind == "figure",
+                    checkpoint_every=profile.checkpoint_every, curve_points=profile.curve_points, device=device)))
+    return planned
+
+
+OnProgress = Callable[[int, int], None]   # (step, total steps)
+
+
+def execute_run(spec: RunSpec, store: RunStore, on_progress: OnProgress | None = None) -> str:
+    """Run ``spec`` unless its result exists; returns the final status ("done" | "failed")."""
+    if store.result(spec.run_id) is not None:
+        return "done"
+    store.prepare_attempt(spec.run_id)
+    started = time.time()
+    try:
+        result = _train_and_evaluate(spec, store, on_progress, started)
+    except Exception as error:  # noqa: BLE001 - every failure is recorded and retried next time
+        reason = _one_line(error)
+        store.write_failure(spec.run_id, reason, {"spec": spec.to_dict(), "traceback": traceback.format_exc(),
+                                                  "wall_s": time.time() - started})
+        return "failed"
+    store.write_result(spec.run_id, result)
+    return "done"
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    prefix = "NaN/inf loss" if isinstance(error, FloatingPointError) else type(error).__name__
+    return f"{prefix}: {text}"[:300]
+
+
+def _train_and_evaluate(spec: RunSpec, store: RunStore, on_progress: OnProgress | None, started: float) -> dict:
+    import torch
+    from harness.methods import build_agent
+    from suites.evaluation import evaluate
+    from suites.registry import load_offline_dataset
+
+    data = load_offline_dataset(spec.dataset, spec.profile)
+    agent = build_agent(spec.method, seed=spec.seed, device=spec.device)
+    checkpoint_path = store.run_dir(spec.run_id) / CHECKPOINT_FILE
+    curves: dict[str, list[list[float]]] = {}
+    trained_before = 0.0   # wall seconds spent in earlier, interrupted attempts
+    if checkpoint_path.exists():
+        saved = torch.load(checkpoint_path, map_location=spec.device, weights_only=False)
+        agent.load_state_dict(saved["agent"])
+        curves, trained_before = saved["curves"], saved["wall_s"]
+    curve_every = max(1, spec.steps // max(1, spec.curve_points))
+
+    def save_checkpoint() -> None:
+        _save_atomic({"agent": agent.state_dict(), "curves": curves,
+                      "wall_s": trained_before + time.time() - started}, checkpoint_path)
+
+    def on_step(step: int, metrics: dict[str, float]) -> None:
+        for name, value in metrics.items():
+            if not math.isfinite(value):
+                raise FloatingPointError(f"{name} is {value} at step {step}")
+        if step % curve_every == 0 or step == spec.steps:
+            for name, value in metrics.items():
+                curves.setdefault(name, []).append([step, float(value)])
+        if step % spec.checkpoint_every == 0 or step == spec.steps:
+            save_checkpoint()
+        if on_progress is not None:
+            on_progress(step, spec.steps)
+
+    agent.fit(data, dict(spec.config), spec.steps, on_step)
+    trained_s = time.time() - started
+
+    episodes = _evaluate(agent, spec, evaluate)
+    wall_s = trained_before + time.time() - started
+    normalized = np.asarray(episodes["result"].normalized, np.float64)
+    success = episodes["result"].success
+    result = {
+        "run_id": spec.run_id, "method": spec.method, "dataset": spec.dataset, "seed": spec.seed,
+        "profile": spec.profile, "config": spec.config, "steps": spec.steps,
+        "eval_episodes": spec.eval_episodes, "eval_max_steps": spec.eval_max_steps, "eval_seed": eval_seed(spec.seed),
+        "returns": np.asarray(episodes["result"].returns, np.float64).tolist(), "normalized": normalized.tolist(),
+        "success": None if success is None else [bool(s) for s in success],
+        "lengths": [int(n) for n in episodes["result"].lengths],
+        "score": float(normalized.mean()), "training_curves": curves,
+        "wall_s": wall_s, "train_s": trained_before + trained_s, "device": spec.device,
+        "gpu_seconds": wall_s if spec.device.startswith("cuda") else 0.0,
+        "versions": package_versions(), "git_commit": git_commit(), "hostname": os.uname().nodename,
+    }
+    if episodes["trajectories"] is not None:
+        result["trajectories"] = episodes["trajectories"]
+    return result
+
+
+def _evaluate(agent, spec: RunSpec, evaluate) -> dict[str, Any]:
+    """Evaluate; for figure plans also keep the first RECORDED_EPISODES episodes' observations.
+
+    When ``evaluate`` has no ``record`` option, the observations are taken from the agent's
+    ``act`` calls, which see every observation of every episode (columns 0..2 of the first batch).
+    """
+    kwargs = dict(episodes=spec.eval_episodes, seed=eval_seed(spec.seed), max_steps=spec.eval_max_steps)
+    if not spec.record_trajectories:
+        return {"result": evaluate(agent, spec.dataset, **kwargs), "trajectories": None}
+    if "record" in inspect.signature(evaluate).parameters:
+        result = evaluate(agent, spec.dataset, record=RECORDED_EPISODES, **kwargs)
+        return {"result": result, "trajectories": getattr(result, "trajectories", None)}
+    recorder = _RecordingAgent(agent, RECORDED_EPISODES)
+    result = evaluate(recorder, spec.dataset, **kwargs)
+    return {"result": result, "trajectories": recorder.trajectories(result.lengths)}
+
+
+class _RecordingAgent:
+    """Wraps an agent and keeps the observations of the first ``count`` episodes it acts in."""
+
+    def __init__(self, agent, count: int):
+        self.agent, self.count = agent, count
+        self.steps: list[np.ndarray] | None = None
+
+    def reset(self, num_envs: int) -> None:
+        if self.steps is None:          # only the first chunk holds episodes 0..count-1
+            self.steps = []
+        else:
+            self.count = 0
+        self.agent.reset(num_envs)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        if self.count and self.steps is not None:
+            self.steps.append(np.array(obs[: self.count], np.float32))
+        return self.agent.act(obs)
+
+    def observe(self, rewards: np.ndarray, dones: np.ndarray) -> None:
+        self.agent.observe(rewards, dones)
+
+    def __getattr__(self, name: str):
+        return getattr(self.agent, name)
+
+    def trajectories(self, lengths) -> list[list[list[float]]]:
+        """[episode][t][obs_dim] observation lists, each cut at its episode's length."""
+        if not self.steps:
+            return []
+        stacked = np.stack(self.steps, axis=1)   # [count, T, obs_dim]
+        return [stacked[i, : int(lengths[i])].tolist() for i in range(min(len(stacked), len(lengths)))]
+
+
+def _save_atomic(payload: dict[str, Any], path: Path) -> None:
+    import torch
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+_GIT_COMMIT: list[str | None] = []
+
+
+def git_commit() -> str | None:
+    """HEAD of the repository the harness runs from, with "+dirty" when the tree has changes."""
+    if not _GIT_COMMIT:
+        try:
+            head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                                   capture_output=True, text=True, timeout=10).stdout.strip()
+            _GIT_COMMIT.append((head + ("+dirty" if dirty else "")) or None)
+        except (OSError, subprocess.SubprocessError):
+            _GIT_COMMIT.append(None)
+    return _GIT_COMMIT[0]

@@ -1,0 +1,225 @@
+"""MageAgent: MAGE behind the Agent protocol (docs/interfaces.md; harness/agent.py).
+
+fit() runs stage 1 (tokenizer) for round(tokenizer_fraction * steps) steps, then stage 2
+(generator + inverse dynamics + adapters) for the rest; the step counter is global, so a
+restored agent continues where it stopped, in whichever stage.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from contextlib import contextmanager, nullcontext
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from mage.config import MageConfig, resolve_config
+from mage.critic import soft_update
+from mage.data import Normalizer, WindowSampler
+from mage.model import MageModel
+from mage.policy import plan_actions
+from mage.training import critic_loss, generator_losses, sample_weights, tokenizer_losses
+
+TINY = dict(embed_dim=32, num_heads=2, num_blocks=2, codebook_size=64, codebook_dim=16, tokenizer_width=32,
+            tokenizer_depth=1, adapter_dim=8, batch_size=64, horizon=16, num_scales=4, dropout=0.0,
+            dead_code_restart_every=25)
+
+
+class MageAgent:
+    PROFILES: dict[str, dict[str, Any]] = {
+        # not in paper: a tiny model that fits ~20k maze2d steps in seconds on one CPU core
+        "smoke": dict(steps=200, **TINY),
+        # not in paper: a real look in a few minutes on CPU
+        "quick": dict(steps=3000, embed_dim=128, num_heads=4, num_blocks=3, codebook_size=256, codebook_dim=32,
+                      tokenizer_width=128, tokenizer_depth=2, adapter_dim=16, batch_size=128, horizon=24,
+                      num_scales=6, dropout=0.1, dead_code_restart_every=100),
+        # the paper's model; not in paper: 100k tokenizer + 200k generator steps (tokenizer_fraction 1/3)
+        "paper": dict(steps=300_000),
+    }
+
+    def __init__(self, seed: int = 0, device: str = "cpu") -> None:
+        self.seed, self.device = int(seed), torch.device(device)
+        self.cfg: MageConfig | None = None
+        self.model: MageModel | None = None
+        self.norm: Normalizer | None = None
+        self.step = 0
+        self.opt1 = self.opt2 = self.opt_critic = None
+        self.sample_gen = torch.Generator().manual_seed(self.seed)
+        self._torch_rng = self._initial_torch_rng()
+        self._cuda_rng = None
+        self._in_fit = False
+        self.reset(1)
+
+    @classmethod
+    def suite_overrides(cls, suite: str) -> dict[str, Any]:
+        return {}  # MAGE's per-suite values live in the suite YAMLs (hparams.mage)
+
+    # ------------------------------------------------------------------ building
+    def _initial_torch_rng(self) -> torch.Tensor:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return torch.get_rng_state()
+
+    @contextmanager
+    def _own_rng(self):
+        """Run with this agent's torch RNG (dropout, Gumbel noise, init) and keep the caller's intact."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.set_rng_state(self._torch_rng)
+            if self._cuda_rng is not None and devices:
+                torch.cuda.set_rng_state(self._cuda_rng, self.device)
+            try:
+                yield
+            finally:
+                self._torch_rng = torch.get_rng_state()
+                if devices:
+                    self._cuda_rng = torch.cuda.get_rng_state(self.device)
+
+    def _build(self, obs_dim: int, act_dim: int) -> None:
+        cfg = self.cfg
+        self.model = MageModel(cfg, obs_dim, act_dim).to(self.device)
+        self.opt1 = torch.optim.Adam(self.model.stage_parameters(1), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt2 = torch.optim.Adam(self.model.stage_parameters(2), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if self.model.critic is not None:
+            self.opt_critic = torch.optim.Adam(self.model.critic.parameters(), lr=cfg.lr)
+
+    def _autocast(self):
+        if self.device.type == "cuda" and self.cfg.mixed_precision:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    # ------------------------------------------------------------------ training
+    def fit(self, data, config: dict[str, Any], steps: int,
+            on_step: Callable[[int, dict[str, float]], None] | None = None) -> None:
+        cfg = resolve_config(config)
+        if self.model is not None and self.cfg.to_dict() != cfg.to_dict():
+            raise ValueError("fit config differs from the restored agent's config")
+        self.cfg = cfg
+        if self.norm is None:
+            self.norm = Normalizer.from_data(data, cfg.target_return_quantile, cfg.target_return_scale)
+        with self._own_rng():
+            if self.model is None:
+                self._build(data.obs_dim, data.act_dim)
+            sampler = WindowSampler(data, self.norm, self.model.layout, cfg.horizon, self.device)
+            stage1_steps = int(round(cfg.tokenizer_fraction * steps))
+            self._in_fit = True
+            try:
+                while self.step < steps:
+                    stage = 1 if self.step < stage1_steps else 2
+                    metrics = self._train_step(stage, sampler)
+                    self.step += 1
+                    if on_step is not None:
+                        on_step(self.step, metrics)
+            finally:
+                self._in_fit = False
+
+    def _train_step(self, stage: int, sampler: WindowSampler) -> dict[str, float]:
+        cfg, model = self.cfg, self.model
+        model.train()
+        model.set_stage(stage)
+        batch = sampler.sample(cfg.batch_size, self.sample_gen)
+        weights = sample_weights(model, batch, self.norm.rtg_min, self.norm.rtg_max)
+        opt = self.opt1 if stage == 1 else self.opt2
+        with self._autocast():
+            if stage == 1:
+                loss, metrics, feats = tokenizer_losses(model, batch, weights)
+            else:
+                loss, metrics = generator_losses(model, batch, weights, cfg.gumbel_tau)
+        self._check_finite(metrics, loss)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg.grad_clip)
+        opt.step()
+        if stage == 1 and cfg.dead_code_restart_every and (self.step + 1) % cfg.dead_code_restart_every == 0:
+            metrics["codebook/restarted"] = float(model.quantizer.restart_dead_codes(feats, self.sample_gen))
+        if stage == 2 and model.critic is not None:
+            closs = critic_loss(model, batch, self.sample_gen)
+            self._check_finite({"loss/critic": closs}, closs)
+            self.opt_critic.zero_grad(set_to_none=True)
+            closs.backward()
+            self.opt_critic.step()
+            soft_update(model.critic_target, model.critic)
+            metrics["loss/critic"] = closs
+        metrics["loss"] = loss
+        metrics["stage"] = float(stage)
+        return {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in metrics.items()}
+
+    def _check_finite(self, metrics: dict, loss: torch.Tensor) -> None:
+        for name, v in list(metrics.items()) + [("loss", loss)]:
+            v = float(v.detach()) if torch.is_tensor(v) else float(v)
+            if not math.isfinite(v):
+                raise FloatingPointError(f"MAGE {name} is {v} at step {self.step + 1}")
+
+    # ------------------------------------------------------------------ acting
+    def reset(self, num_envs: int) -> None:
+        self.num_envs = int(num_envs)
+        target = self.norm.target_return if self.norm is not None else 0.0
+        self._rtg = np.full(self.num_envs, target, np.float64)
+        self._plan: np.ndarray | None = None  # [B, replan_every, act_dim] normalised
+        self._plan_pos = 0
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        if self.model is None:
+            raise RuntimeError("MageAgent.act called before fit or load_state_dict")
+        obs = np.asarray(obs, np.float32)
+        if obs.shape[0] != self.num_envs:
+            self.reset(obs.shape[0])
+        every = self.cfg.replan_every
+        if self._plan is None or self._plan_pos >= every:
+            self.model.eval()
+            s0 = torch.as_tensor(self.norm.obs(obs).astype(np.float32), device=self.device)
+            R0 = torch.as_tensor((self._rtg / self.norm.rtg_scale).astype(np.float32)[:, None], device=self.device)
+            with self._own_rng(), self._autocast():
+                plan = plan_actions(self.model, s0, R0, min(every, self.cfg.horizon - 1) if every > 1 else 1)
+            self._plan = plan.float().cpu().numpy()
+            self._plan_pos = 0
+        a = self._plan[:, min(self._plan_pos, self._plan.shape[1] - 1)]
+        self._plan_pos += 1
+        return np.clip(self.norm.unact(a), self.norm.act_low, self.norm.act_high).astype(np.float32)
+
+    def observe(self, rewards: np.ndarray, dones: np.ndarray) -> None:
+        rewards = np.asarray(rewards, np.float64)
+        dones = np.asarray(dones, bool)
+        self._rtg = (self._rtg - rewards) / self.norm.gamma  # DT's bookkeeping, undiscounted by gamma
+        if dones.any():
+            self._rtg[dones] = self.norm.target_return
+            self._plan_pos = self.cfg.replan_every  # a new episode starts: replan at once
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        rng = torch.get_rng_state() if self._in_fit else self._torch_rng
+        state = {
+            "seed": self.seed, "step": self.step,
+            "config": self.cfg.to_dict() if self.cfg else None,
+            "normalizer": self.norm.to_dict() if self.norm else None,
+            "model": self.model.state_dict() if self.model else None,
+            "opt1": self.opt1.state_dict() if self.opt1 else None,
+            "opt2": self.opt2.state_dict() if self.opt2 else None,
+            "opt_critic": self.opt_critic.state_dict() if self.opt_critic else None,
+            "torch_rng": rng.clone(),
+            "cuda_rng": (torch.cuda.get_rng_state(self.device) if self._in_fit and self.device.type == "cuda"
+                         else self._cuda_rng),
+            "sample_gen": self.sample_gen.get_state(),
+        }
+        return copy.deepcopy(state)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = copy.deepcopy(state)
+        self.seed, self.step = state["seed"], state["step"]
+        self.cfg = resolve_config(state["config"]) if state["config"] else None
+        self.norm = Normalizer.from_dict(state["normalizer"]) if state["normalizer"] else None
+        if state["model"] is not None:
+            obs_dim = len(self.norm.obs_mean)
+            act_dim = len(self.norm.act_low)
+            with self._own_rng():
+                self._build(obs_dim, act_dim)
+            self.model.load_state_dict(state["model"])
+            self.opt1.load_state_dict(state["opt1"])
+            self.opt2.load_state_dict(state["opt2"])
+            if self.opt_critic is not None:
+                self.opt_critic.load_state_dict(state["opt_critic"])
+        self._torch_rng = state["torch_rng"]
+        self._cuda_rng = state["cuda_rng"]
+        self.sample_gen.set_state(state["sample_gen"])
+        self.reset(self.num_envs)

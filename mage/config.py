@@ -1,0 +1,140 @@
+"""MAGE's one config dataclass: the paper's values as defaults, every other value marked.
+
+Paper defaults: Table 25's fixed configuration (K = 8 scales, codebook 512, 8 transformer blocks)
+and Table 10 (Adroit: lr 2e-4, horizon 24, dropout 0.1, discount 0.99, 4 heads, embed 512,
+batch 512, Adam). Per-suite values (Tables 11-14) live in the suite YAMLs and arrive as overrides.
+Every ablation of the paper is one field here (docs/interfaces.md, "MAGE config fields").
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+SCHEMES = ("rs", "s", "a", "a+cql", "rsa")
+INVERSE_DYNAMICS = ("latent", "explicit")
+DECODER_REFINEMENTS = ("adapter", "direct", "none")
+RTG_MODES = ("condition", "reweight", "none")
+MAX_SCALES = 10
+
+
+@dataclass
+class MageConfig:
+    # --- the paper (Table 10 / Table 25) ---
+    num_scales: int = 8                 # K (Table 25 fixed config)
+    codebook_size: int = 512            # V (Table 10 / 25)
+    num_blocks: int = 8                 # transformer depth (Table 10 / 25)
+    num_heads: int = 4                  # Table 10
+    embed_dim: int = 512                # Table 10
+    horizon: int = 24                   # H (Table 10)
+    dropout: float = 0.1                # Table 10
+    lr: float = 2e-4                    # Table 10, Adam for both stages
+    batch_size: int = 512               # Table 10
+    scheme: str = "rs"                  # what a token window holds: (R, s) is the paper's choice (Table 6)
+    inverse_dynamics: str = "latent"    # a_0 = I(sum_k z_k) (eq. 6); "explicit" = I(s_0_hat, s_1_hat) (Table 19)
+    decoder_refinement: str = "adapter"  # D' = frozen D + Houlsby adapters (App. A.4.1); Tables 22 / 26
+    rtg_mode: str = "condition"         # Table 23: "reweight" = normalised-RTG sample weights, "none" = no RTG
+    rtg_in_decoder: bool = True         # Table 7: R_0 given to D(Z, R_0)
+    rtg_in_fine_scales: bool = True     # Table 7: R_0 in the conditioning of m_{k>1}
+    rtg_in_cond_loss: bool = True       # Table 7: R_0 part of L_cond
+
+    # --- not in the paper ---
+    scale_schedule: tuple[int, ...] | None = None  # not in paper: None = geometric rule of scale_lengths(K, H) (1 ... H)
+    codebook_dim: int = 32              # not in paper: small code vectors keep nearest-neighbour search well-conditioned (VAR uses 32)
+    tokenizer_width: int = 256          # not in paper: channels of the 1-D conv encoder/decoder over the H window
+    tokenizer_depth: int = 2            # not in paper: residual conv blocks in encoder and decoder each
+    adapter_dim: int = 32               # not in paper: Houlsby bottleneck width (their typical 16-64)
+    phi_ratio: float = 0.5              # not in paper: VAR's Phi residual mix (quant_resi = 0.5)
+    vq_beta: float = 0.25               # not in paper: commitment weight of VQ-VAE (van den Oord et al.) / VAR
+    dead_code_restart_every: int = 200  # not in paper: tokenizer steps between restarts of unused codes
+    dead_code_threshold: float = 1e-3   # not in paper: EMA usage share below which a code counts as dead
+    lambda_cond: float = 1.0            # not in paper: L_cond weight; 1 puts it on the scale of L_CE at init
+    lambda_inv: float = 1.0             # not in paper: weight of L_inv in stage 2
+    gumbel_tau: float = 1.0             # not in paper: standard Gumbel-softmax temperature (Jang et al.)
+    cql_alpha: float = 1.0              # not in paper: CQL(H) penalty weight of the a+cql critic (Kumar et al. default scale)
+    cql_actor_weight: float = 1.0       # not in paper: weight of -Q(s_0, a_0_hat)/|Q| in a+cql's generator loss (TD3+BC style)
+    discount: float = 0.99              # Table 10 (used by the a+cql critic and observe(); data RTG uses the suite gamma)
+    weight_decay: float = 0.0           # not in paper: plain Adam as stated
+    grad_clip: float = 1.0              # not in paper: stabilises transformer training (VAR clips at 2)
+    tokenizer_fraction: float = 1 / 3   # not in paper: share of `steps` given to stage 1 (tokenizer)
+    target_return_quantile: float = 1.0  # not in paper: target R_0 = scale * quantile(q) of the dataset's episode returns-to-go
+    target_return_scale: float = 1.0    # not in paper: multiplier on that quantile (1.0 = best return seen in data)
+    replan_every: int = 1               # not in paper: the action is a_0, so replanning every step is the natural reading
+    mixed_precision: bool = True        # not in paper: bf16 autocast on CUDA (ignored on CPU)
+
+    def __post_init__(self) -> None:
+        _check_choice("scheme", self.scheme, SCHEMES)
+        _check_choice("inverse_dynamics", self.inverse_dynamics, INVERSE_DYNAMICS)
+        _check_choice("decoder_refinement", self.decoder_refinement, DECODER_REFINEMENTS)
+        _check_choice("rtg_mode", self.rtg_mode, RTG_MODES)
+        if not 1 <= self.num_scales <= MAX_SCALES:
+            raise ValueError(f"num_scales must be in 1..{MAX_SCALES}, got {self.num_scales}")
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+        if self.replan_every < 1:
+            raise ValueError(f"replan_every must be >= 1, got {self.replan_every}")
+        if self.scale_schedule is not None:
+            self.scale_schedule = tuple(int(v) for v in self.scale_schedule)
+        self.scales  # validates the schedule
+
+    @property
+    def scales(self) -> tuple[int, ...]:
+        """Token-map lengths l_1 < ... < l_K = H of the K temporal scales."""
+        if self.scale_schedule is None:
+            return scale_lengths(self.num_scales, self.horizon)
+        s = self.scale_schedule
+        if len(s) != self.num_scales or s[-1] != self.horizon or any(b <= a for a, b in zip(s, s[1:])) or s[0] < 1:
+            raise ValueError(f"scale_schedule {s} must be {self.num_scales} increasing lengths ending at horizon {self.horizon}")
+        return s
+
+    @property
+    def rtg_conditioned(self) -> bool:
+        return self.rtg_mode == "condition"
+
+    @property
+    def window_has_states(self) -> bool:
+        return self.scheme in ("rs", "s", "rsa")
+
+    @property
+    def window_has_actions(self) -> bool:
+        return self.scheme in ("a", "a+cql", "rsa")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        if d["scale_schedule"] is not None:
+            d["scale_schedule"] = list(d["scale_schedule"])
+        return d
+
+
+def scale_lengths(num_scales: int, horizon: int) -> tuple[int, ...]:
+    """Geometric schedule l_k = round(H^((k-1)/(K-1))), made strictly increasing, l_1 = 1, l_K = H.
+
+    not in paper: VAR's image schedule (1,2,3,4,5,6,8,10,13,16) is roughly geometric; the same rule
+    over time gives H=24, K=8: (1, 2, 3, 4, 6, 10, 15, 24). K = 1 is the single full-resolution scale.
+    """
+    if num_scales < 1 or num_scales > horizon:
+        raise ValueError(f"num_scales {num_scales} must be in 1..horizon ({horizon})")
+    if num_scales == 1:
+        return (horizon,)
+    raw = [round(horizon ** (k / (num_scales - 1))) for k in range(num_scales)]
+    out: list[int] = []
+    for k, v in enumerate(raw):
+        v = max(v, out[-1] + 1 if out else 1)
+        out.append(min(v, horizon - (num_scales - 1 - k)))  # leave room for the scales still to come
+    out[-1] = horizon
+    return tuple(out)
+
+
+def resolve_config(overrides: dict[str, Any] | None) -> MageConfig:
+    """Defaults updated by ``overrides``; an unknown key raises ValueError naming it."""
+    overrides = dict(overrides or {})
+    names = {f.name for f in dataclasses.fields(MageConfig)}
+    for key in overrides:
+        if key not in names:
+            raise ValueError(f"unknown MAGE config key: {key!r}")
+    return MageConfig(**overrides)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {'|'.join(choices)}, got {value!r}")

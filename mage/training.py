@@ -1,0 +1,108 @@
+"""The two training stages' losses (one optimisation step's worth each).
+
+Stage 1 (tokenizer, MTAE): reconstruction MSE + VQ loss, with dead-code restarts.
+Stage 2 (Alg. 5): L_CE (eq. 5) + lambda_cond L_cond (eq. 7, Gumbel-softmax straight-through into the
+adapter decoder D') + lambda_inv L_inv (eq. 6) [+ A+CQL's actor term]. Deviation from Alg. 5's
+sequential loop: the transformer runs once, teacher-forced from the ground-truth tokens (as VAR
+trains), and the straight-through one-hots of all scales are decoded together.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from mage.critic import cql_loss
+from mage.model import MageModel
+
+
+def sample_weights(model: MageModel, batch: dict, rtg_min: float, rtg_max: float) -> torch.Tensor | None:
+    """Table 23's reweighting: w = (R_0 - min) / (max - min) in [0, 1]; None when not reweighting."""
+    if model.cfg.rtg_mode != "reweight":
+        return None
+    return ((batch["R0"][:, 0] - rtg_min) / max(rtg_max - rtg_min, 1e-6)).clamp(0, 1)
+
+
+def weighted_mean(per_sample_B: torch.Tensor, w_B: torch.Tensor | None) -> torch.Tensor:
+    if w_B is None:
+        return per_sample_B.mean()
+    return (per_sample_B * w_B).sum() / w_B.sum().clamp_min(1e-6)
+
+
+def decoder_rtg(model: MageModel, batch: dict) -> torch.Tensor:
+    return batch["R0"] if model.cfg.rtg_conditioned else torch.zeros_like(batch["R0"])
+
+
+def tokenizer_losses(model: MageModel, batch: dict, weights: torch.Tensor | None):
+    """Returns (total loss, metrics, encoder features [B*H, C] for dead-code restarts)."""
+    x = batch["window"]
+    R0 = decoder_rtg(model, batch)
+    f = model.encoder(x, R0)
+    f_hat, _, vq, stats, _ = model.quantizer(f)
+    x_hat = model.decoder(f_hat, R0)
+    recon = weighted_mean((x_hat.float() - x).pow(2).mean(dim=(1, 2)), weights)
+    loss = recon + vq
+    metrics = {"loss/recon": recon, "loss/vq": vq, "codebook/usage": stats["usage"],
+               "codebook/perplexity": stats["perplexity"]}
+    return loss, metrics, f.detach().float().transpose(1, 2).reshape(-1, f.shape[1])
+
+
+@torch.no_grad()
+def ground_truth_tokens(model: MageModel, batch: dict) -> list[torch.Tensor]:
+    f = model.encoder(batch["window"], decoder_rtg(model, batch))
+    return model.quantizer(f)[1]
+
+
+def generator_losses(model: MageModel, batch: dict, weights: torch.Tensor | None, gumbel_gen_tau: float):
+    """Returns (total loss, metrics dict of tensors)."""
+    cfg, q = model.cfg, model.quantizer
+    tokens = ground_truth_tokens(model, batch)
+    with torch.no_grad():
+        f_hat_gt = torch.stack(q.tokens_to_scale_features(tokens)).sum(0)
+        tf_in = q.teacher_forcing_inputs(tokens)
+    cond = model.condition(batch["s0"], batch["R0"])
+    logits_BLV = model.generator(cond, tf_in, model.rtg_index).float()
+    target_BL = torch.cat(tokens, dim=1)
+    ce_BL = F.cross_entropy(logits_BLV.transpose(1, 2), target_BL, reduction="none")
+    ce = weighted_mean(ce_BL.mean(1), weights)
+    metrics = {"loss/ce": ce}
+    loss = ce
+
+    a_latent = model.latent_inverse(f_hat_gt)
+    inv_B = (a_latent - batch["a0"]).pow(2).mean(1)
+    if model.explicit_inverse is not None:
+        inv_B = inv_B + (model.explicit_inverse(batch["s0"], batch["s1"]) - batch["a0"]).pow(2).mean(1)
+    inv = weighted_mean(inv_B, weights)
+    loss = loss + cfg.lambda_inv * inv
+    metrics["loss/inv"] = inv
+
+    lay = model.layout
+    cond_cols = []
+    if lay.states is not None:
+        cond_cols += list(range(lay.states.start, lay.states.stop))
+    if lay.rtg is not None and cfg.rtg_in_cond_loss and cfg.rtg_conditioned:
+        cond_cols.append(lay.rtg)
+    need_decode = (cfg.decoder_refinement != "none" and cond_cols) or model.critic is not None
+    if need_decode:
+        y_BLV = F.gumbel_softmax(logits_BLV, tau=gumbel_gen_tau, hard=True)  # straight-through one-hots
+        onehots = list(torch.split(y_BLV, list(cfg.scales), dim=1))
+        Z = torch.stack(q.soft_to_scale_features(onehots)).sum(0)
+        x_hat = model.decoder(Z, decoder_rtg(model, batch), use_adapters=model.uses_adapters()).float()
+        if cfg.decoder_refinement != "none" and cond_cols:
+            cols = torch.tensor(cond_cols, device=x_hat.device)
+            cond_B = (x_hat[:, 0, cols] - batch["window"][:, 0, cols]).pow(2).mean(1)
+            l_cond = weighted_mean(cond_B, weights)
+            loss = loss + cfg.lambda_cond * l_cond
+            metrics["loss/cond"] = l_cond
+        if model.critic is not None:
+            a_hat = x_hat[:, 0, lay.actions].clamp(-1, 1)
+            frozen = {k: v.detach() for k, v in model.critic.named_parameters()}
+            q_hat = functional_call(model.critic, frozen, (batch["s0"], a_hat))
+            actor = -(q_hat.mean() / q_hat.abs().mean().detach().clamp_min(1e-6))
+            loss = loss + cfg.cql_actor_weight * actor
+            metrics["loss/actor"] = actor
+    return loss, metrics
+
+
+def critic_loss(model: MageModel, batch: dict, generator: torch.Generator) -> torch.Tensor:
+    return cql_loss(model.critic, model.critic_target, batch, model.cfg.discount, model.cfg.cql_alpha, generator)

@@ -1,0 +1,80 @@
+"""reproduce.py's command-line contract: one-line errors with exit 2, missing data before any work,
+--dry-run and --list, a NaN run failing with its reason (exit 1) and retried next time."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.cli import main
+from tests.harness_support import fit_events, harness_env, reproduce, write_plans
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    variables = harness_env(write_plans(tmp_path / "plans"), tmp_path / "fit.log")
+    for key, value in variables.items():
+        monkeypatch.setenv(key, value)
+    return variables
+
+
+def _one_line_error(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--table", "99"], "no plan named 'table99'"),
+    (["--ablation", "nope"], "no plan named 'ablation_nope'"),
+    (["--table", "901", "--set", "bogus"], "METHOD.KEY=VALUE"),
+    (["--table", "901", "--set", "toy.nonexistent=1"], "'nonexistent'"),
+    (["--table", "901", "--set", "mage.nonexistent=1"], "mage"),
+    (["--table", "901", "--set", "nomethod.lr=1"], "unknown method 'nomethod'"),
+    (["--table", "901", "--methods", "dt"], "'dt' is not in plan table901"),
+    (["--table", "901", "--profile", "huge"], "invalid choice"),
+])
+def test_bad_input_is_one_line_and_exit_2(env, capsys, argv, says):
+    assert says in _one_line_error(capsys, argv)
+
+
+def test_missing_dataset_stops_before_any_work(env, tmp_path):
+    run = reproduce(["--table", "903", "--profile", "smoke", "--executor", "local",
+                     "--results-dir", str(tmp_path / "results")], env, timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.strip().count("\n") == 0 and "Traceback" not in run.stderr
+    assert "minari download D4RL/pen/human-v2" in run.stderr
+    assert not (tmp_path / "fit.log").exists() and not (tmp_path / "results" / "runs").exists()
+
+
+def test_dry_run_lists_runs_and_missing_data(env, capsys, tmp_path):
+    assert main(["--table", "903", "--profile", "smoke", "--seeds", "2", "--dry-run",
+                 "--results-dir", str(tmp_path / "results")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("missing ") >= 4   # 2 datasets × 2 seeds, none run yet
+    assert "minari download D4RL/pen/human-v2" in out and "GPU-hours" in out
+    assert not (tmp_path / "fit.log").exists()
+
+
+def test_list_names_every_plan_with_its_data(env, capsys):
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--table 901", "--table 902", "--table 903"):
+        assert flag in out
+    assert "pen-human" in out
+
+
+def test_nan_loss_fails_the_run_and_is_retried(env, capsys, tmp_path):
+    argv = ["--table", "902", "--profile", "smoke", "--executor", "local", "--quiet",
+            "--results-dir", str(tmp_path / "results")]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "failed" in out
+    failures = [json.loads(p.read_text()) for p in (tmp_path / "results" / "runs").glob("*/failure.json")]
+    assert len(failures) == 1 and "NaN" in failures[0]["reason"] and "step 5" in failures[0]["reason"]
+    assert len(list((tmp_path / "results" / "runs").glob("*/result.json"))) == 1
+    assert main(argv) == 1   # retried: the NaN run is started again, the finished one is not
+    events = fit_events(tmp_path / "fit.log")
+    assert events["start", "nan", "0"] == 2 and events["end", "nan", "0"] == 0
+    assert events["start", "ok", "0"] == 1 and events["end", "ok", "0"] == 1
