@@ -21,7 +21,7 @@ from torch import nn
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
-def resolve_config(config_cls: type, overrides: dict[str, Any] | None) -> Any:
+def config_from_overrides(config_cls: type, overrides: dict[str, Any] | None) -> Any:
     """The method's config dataclass with ``overrides`` applied; ValueError naming an unknown key."""
     names = {f.name for f in dataclasses.fields(config_cls)}
     for key in overrides or {}:
@@ -222,7 +222,7 @@ class BaselineAgent:
 
     # -- training --------------------------------------------------------------------------
     def fit(self, data: Any, config: dict[str, Any] | None, steps: int, on_step=None) -> None:
-        resolved = resolve_config(self.CONFIG, config)
+        resolved = config_from_overrides(self.CONFIG, config)
         if self.config is None:  # first fit: the config and data statistics are fixed from here on
             self.config = resolved
             self.obs_dim, self.act_dim = data.obs_dim, data.act_dim

@@ -137,7 +137,7 @@ class CQLAgent(BaselineAgent):
     CONFIG = CQLConfig
     PROFILES = {
         "smoke": {"steps": 200, "hidden_dim": 32, "batch_size": 64},
-        "quick": {"steps": 20_000},
+        "quick": {"steps": 10_000},  # not in CORL: minutes on CPU
         "paper": {"steps": 1_000_000},  # CORL max_timesteps
     }
 

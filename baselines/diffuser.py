@@ -36,7 +36,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -45,7 +44,9 @@ import yaml
 from diffusers import DDPMScheduler, UNet1DModel
 from scipy.signal import lfilter
 
-CONFIG_FILE = Path(__file__).parent / "configs" / "diffuser.yaml"
+from baselines.common import CONFIG_DIR, check_finite, suite_overrides_from_yaml
+
+CONFIG_FILE = CONFIG_DIR / "diffuser.yaml"
 
 
 @dataclass
@@ -226,10 +227,10 @@ class DiffuserAgent:
     @classmethod
     def suite_overrides(cls, suite: str, dataset: str | None = None) -> dict[str, Any]:
         """Per-suite (and, when ``dataset`` is given, per-dataset) values of baselines/configs/diffuser.yaml."""
-        table = yaml.safe_load(CONFIG_FILE.read_text())
-        overrides = dict((table["suites"].get(suite) or {}).get("overrides") or {})
+        overrides = suite_overrides_from_yaml("diffuser", suite)
         if dataset is not None:
-            overrides.update((table["datasets"].get(dataset) or {}).get("overrides") or {})
+            overrides.update((yaml.safe_load(CONFIG_FILE.read_text())["datasets"].get(dataset)) or {})
+            overrides.pop("source", None)
         return overrides
 
     def __init__(self, seed: int, device: str = "cpu"):
@@ -300,12 +301,9 @@ class DiffuserAgent:
             metrics = {"loss": 0.0}
             for _ in range(self.config.gradient_accumulate_every):
                 losses = self._losses()
-                total = sum(losses.values()) / self.config.gradient_accumulate_every
-                for name, loss in losses.items():
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"Diffuser {name} is {loss.item()} at step {self.step + 1}")
-                    metrics[name] = metrics.get(name, 0.0) + loss.item() / self.config.gradient_accumulate_every
-                total.backward()
+                for name, value in check_finite(self.step + 1, **losses).items():
+                    metrics[name] = metrics.get(name, 0.0) + value / self.config.gradient_accumulate_every
+                (sum(losses.values()) / self.config.gradient_accumulate_every).backward()
             self.optimizer.step()
             self.step += 1
             metrics["loss"] = metrics["loss/diffusion"] + metrics.get("loss/value", 0.0)
@@ -450,7 +448,7 @@ class DiffuserAgent:
 
     def _plan(self, obs_BS: np.ndarray, episodes: np.ndarray) -> None:
         """One denoising pass for the given episodes, ``plan_samples`` plans each; keeps the best by value."""
-        samples = self.config.plan_samples
+        samples = self.config.plan_samples if self.value_guided else 1   # without a value there is no best
         first_BS = np.repeat(obs_BS[episodes], samples, 0)
         conditions = {0: self._to_tensor(self.obs_norm.normalize(first_BS))}
         if self.goal_conditioned:

@@ -132,7 +132,7 @@ class DTAgent(BaselineAgent):
     PROFILES = {
         "smoke": {"steps": 200, "embedding_dim": 32, "num_layers": 1, "seq_len": 10, "batch_size": 32,
                   "warmup_steps": 20},
-        "quick": {"steps": 10_000, "batch_size": 256, "warmup_steps": 1_000},
+        "quick": {"steps": 5_000, "batch_size": 128, "warmup_steps": 500},  # not in CORL: minutes on CPU
         "paper": {"steps": 100_000},  # CORL update_steps
     }
 
@@ -209,6 +209,8 @@ class DTAgent(BaselineAgent):
         self.return_left = torch.full((B,), self.target_return * self.config.reward_scale, device=dev)
 
     def _act_unit(self, obs_BD: torch.Tensor) -> torch.Tensor:
+        if getattr(self, "ctx_count", None) is None or len(self.ctx_count) != len(obs_BD):
+            raise RuntimeError(f"DTAgent.act got {len(obs_BD)} observations; call reset({len(obs_BD)}) first")
         K = self.config.seq_len
         full = self.ctx_count == K
         if full.any():  # drop the oldest step of full windows

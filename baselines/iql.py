@@ -67,7 +67,7 @@ class IQLAgent(BaselineAgent):
     CONFIG = IQLConfig
     PROFILES = {
         "smoke": {"steps": 300, "hidden_dim": 32, "batch_size": 64},
-        "quick": {"steps": 20_000},
+        "quick": {"steps": 20_000},  # not in CORL: minutes on CPU
         "paper": {"steps": 1_000_000},  # CORL max_timesteps
     }
 

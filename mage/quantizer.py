@@ -59,7 +59,7 @@ class MultiScaleQuantizer(nn.Module):
         """Quantise ``f_BCH`` over the first ``num_scales`` scales (default all).
 
         Returns (f_hat_BCH with straight-through gradient, tokens [list of [B, l_k]], vq_loss,
-        stats dict with usage/perplexity of this batch, and the last residual [B, C, H]).
+        and a stats dict with codebook usage (share of codes used) and perplexity of this batch).
         """
         K = len(self.scales) if num_scales is None else num_scales
         f = f_BCH.float()
@@ -88,7 +88,7 @@ class MultiScaleQuantizer(nn.Module):
         }
         if self.training:
             self.usage_count += counts
-        return f_hat_st, tokens, vq_loss, stats, rest
+        return f_hat_st, tokens, vq_loss, stats
 
     def tokens_to_scale_features(self, tokens: list[torch.Tensor]) -> list[torch.Tensor]:
         """Per scale, Phi_k(scale_up(C[m_k])) [B, C, H]; their sum is f_hat."""

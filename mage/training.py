@@ -38,7 +38,7 @@ def tokenizer_losses(model: MageModel, batch: dict, weights: torch.Tensor | None
     x = batch["window"]
     R0 = decoder_rtg(model, batch)
     f = model.encoder(x, R0)
-    f_hat, _, vq, stats, _ = model.quantizer(f)
+    f_hat, _, vq, stats = model.quantizer(f)
     x_hat = model.decoder(f_hat, R0)
     recon = weighted_mean((x_hat.float() - x).pow(2).mean(dim=(1, 2)), weights)
     loss = recon + vq

@@ -10,19 +10,26 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from suites.minari_io import flat_dim, flatten_observation
+from suites.minari_io import flat_dim, leaf_paths
 
 
 class FlatObservation(gym.ObservationWrapper):
-    """Dict observation -> float32 Box [obs_dim] in the dataset loader's order."""
+    """Dict observation -> float32 Box [obs_dim] in the dataset loader's order
+    (``suites.minari_io.flatten_observation``; the key paths are resolved once, for speed)."""
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
-        dim = flat_dim(env.observation_space)
-        self.observation_space = spaces.Box(-np.inf, np.inf, (dim,), np.float32)
+        self.paths = leaf_paths(env.observation_space)
+        self.observation_space = spaces.Box(-np.inf, np.inf, (flat_dim(env.observation_space),), np.float32)
 
     def observation(self, observation) -> np.ndarray:
-        return flatten_observation(observation)
+        leaves = []
+        for path in self.paths:
+            value = observation
+            for key in path:
+                value = value[key]
+            leaves.append(np.ravel(value))
+        return np.concatenate(leaves).astype(np.float32)
 
 
 class SuccessInfo(gym.Wrapper):

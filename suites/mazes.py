@@ -306,12 +306,12 @@ def maze2d_stream(maze: str, num_steps: int, seed: int, episode_steps: int | Non
         actions = np.zeros((length, 2), np.float32)
         rewards = np.zeros(length, np.float32)
         for t in range(length):
-            observations[t], goals[t] = obs, target
             action, reached = controller.act(obs[:2], obs[2:])
             if reached or target_age >= HORIZONS[maze]:
                 target, target_age = new_target(obs[:2]), 0
                 action, _ = controller.act(obs[:2], obs[2:])
             target_age += 1
+            observations[t], goals[t] = obs, target
             action = np.clip(action + rng.normal(0.0, action_noise, 2), -1.0, 1.0)
             obs, reward, *_ = env.step(action)
             obs = obs.astype(np.float64)

@@ -11,6 +11,7 @@ with ``download=True`` would try the network (~23 s of retries when there is non
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -68,6 +69,15 @@ def flatten_observation(obs, batch_dims: int = 0) -> np.ndarray:
     return array.reshape(array.shape[:batch_dims] + (-1,))
 
 
+def leaf_paths(space, prefix: tuple = ()) -> list[tuple]:
+    """Key paths of a (nested) Dict space's leaves in flattening order ([()] for a Box)."""
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Dict):
+        return [path for k in _ordered_keys(dict(space.spaces)) for path in leaf_paths(space[k], prefix + (k,))]
+    return [prefix]
+
+
 def flat_dim(space) -> int:
     """Length of the flattened observation of a gymnasium space (Box or nested Dict)."""
     from gymnasium import spaces
@@ -96,17 +106,8 @@ def write_episodes(minari_id: str, episodes: Iterable[dict], observation_space, 
     root = datasets_root()
     staging_root = root / STAGING_DIR / uuid.uuid4().hex
     staging_root.mkdir(parents=True)
-    previous = os.environ.get("MINARI_DATASETS_PATH")
     try:
-        try:
-            # Minari places a dataset under MINARI_DATASETS_PATH; point it at the staging root for the write.
-            os.environ["MINARI_DATASETS_PATH"] = str(staging_root)
-            _create(minari_id, episodes, observation_space, action_space, env_spec, description, metadata)
-        finally:
-            if previous is None:
-                os.environ.pop("MINARI_DATASETS_PATH", None)
-            else:
-                os.environ["MINARI_DATASETS_PATH"] = previous
+        _create(minari_id, staging_root, episodes, observation_space, action_space, env_spec, description, metadata)
         _ensure_namespaces(minari_id)
         final_dir.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging_root / minari_id, final_dir)
@@ -119,7 +120,23 @@ def write_episodes(minari_id: str, episodes: Iterable[dict], observation_space, 
     return final_dir
 
 
-def _create(minari_id, episodes, observation_space, action_space, env_spec, description, metadata) -> None:
+@contextlib.contextmanager
+def _datasets_path(path: Path):
+    """Temporarily point MINARI_DATASETS_PATH (where Minari creates a dataset) at ``path``."""
+    previous = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(path)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = previous
+
+
+def _create(minari_id, staging_root, episodes, observation_space, action_space, env_spec, description,
+            metadata) -> None:
+    """Build the dataset under ``staging_root``; the episode stream runs with the real datasets path."""
     import minari
     from minari.data_collector import EpisodeBuffer
 
@@ -127,8 +144,8 @@ def _create(minari_id, episodes, observation_space, action_space, env_spec, desc
     first = next(batches, None)
     if not first:
         raise ValueError(f"no episodes to write for {minari_id}")
-    with warnings.catch_warnings():   # Minari warns about author/permalink fields we leave empty
-        warnings.simplefilter("ignore", UserWarning)
+    with warnings.catch_warnings(), _datasets_path(staging_root):
+        warnings.simplefilter("ignore", UserWarning)   # Minari warns about author/permalink fields we leave empty
         dataset = minari.create_dataset_from_buffers(
             dataset_id=minari_id, buffer=first, env=env_spec, observation_space=observation_space,
             action_space=action_space, description=description or None, algorithm_name="mage-harness",

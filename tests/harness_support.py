@@ -65,6 +65,23 @@ def fit_events(fit_log: Path) -> Counter:
     return Counter(tuple(line.split()[:3]) for line in fit_log.read_text().splitlines() if line.strip())
 
 
+def fit_start_steps(fit_log: Path) -> dict[tuple[str, str], list[int]]:
+    """(tag, seed) -> the step each of its fit calls started from, in order."""
+    starts: dict[tuple[str, str], list[int]] = {}
+    for line in fit_log.read_text().splitlines() if fit_log.exists() else []:
+        event, tag, seed, step = line.split()
+        if event == "start":
+            starts.setdefault((tag, seed), []).append(int(step))
+    return starts
+
+
+def checkpoint_step(run_dir: Path) -> int:
+    """The optimisation step stored in a run's checkpoint.pt (0 without one)."""
+    import torch
+    path = run_dir / "checkpoint.pt"
+    return int(torch.load(path, weights_only=False)["agent"]["step"]) if path.exists() else 0
+
+
 def results(runs_dir: Path) -> dict[str, dict]:
     """run id -> parsed result.json for every run folder that has one."""
     return {path.parent.name: json.loads(path.read_text()) for path in sorted(runs_dir.glob("*/result.json"))}

@@ -136,15 +136,16 @@ def test_rendering_leaves_no_temporary_files(table4):
 
 
 def test_ablation_gets_a_png_beside_the_paper(tmp_path):
-    plan = load_plan("ablation_scales")
+    plan = load_plan("ablation_inverse_dynamics")
     frame = runs_frame(plan, lambda row, column, seed: 100 + seed)
-    set_status(frame, "Door-Cloned", "K=10", "missing", "D4RL/door/cloned-v2 is not downloaded")
+    set_status(frame, "Door-Cloned", "Explicit", "missing", "D4RL/door/cloned-v2 is not downloaded")
     text = render(plan, frame, tmp_path)
-    png = tmp_path / "ablation_scales.png"
+    png = tmp_path / "ablation_inverse_dynamics.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-    tidy = pd.read_csv(tmp_path / "ablation_scales.csv")
-    k8 = tidy[(tidy["row"] == "Pen-Expert") & (tidy["column"] == "K=8")].iloc[0]
-    assert k8["paper_mean"] == 147.8 and k8["ours_mean"] == pytest.approx(101.0)
+    assert f"plot: {png}" in text
+    tidy = pd.read_csv(tmp_path / "ablation_inverse_dynamics.csv")
+    latent = tidy[(tidy["row"] == "Pen-Expert") & (tidy["column"] == "Latent (Ours)")].iloc[0]
+    assert latent["paper_mean"] == 147.8 and latent["ours_mean"] == pytest.approx(101.0)
     assert "missing: D4RL/door/cloned-v2 is not downloaded" in text
 
 

@@ -16,9 +16,18 @@ from suites.dataset import OfflineDataset
 from suites.mazes import maze2d_stream
 
 TINY = {"horizon": 8, "n_diffusion_steps": 5, "dim": 16, "dim_mults": [1, 2], "batch_size": 16,
-        "gradient_accumulate_every": 1, "plan_samples": 2}
+        "gradient_accumulate_every": 1, "plan_samples": 2, "learning_rate": 1e-3}
 GOAL = {**TINY, **DiffuserAgent.suite_overrides("maze2d"), "horizon": 8, "n_diffusion_steps": 5, "dim_mults": [1, 2],
         "goal_xy": [-1.0, 1.0]}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny networks run several times faster on one thread than on two busy cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -43,20 +52,20 @@ def trained(data, config, steps, seed=0, losses=None) -> DiffuserAgent:
 @pytest.fixture(scope="module")
 def goal_agent(maze_data):
     losses = []
-    agent = trained(maze_data, GOAL, 150, losses=losses)
+    agent = trained(maze_data, GOAL, 60, losses=losses)
     return agent, losses
 
 
 @pytest.fixture(scope="module")
 def value_agent(maze_data):
-    return trained(maze_data, {**TINY, "learning_rate": 1e-3}, 120)
+    return trained(maze_data, TINY, 60)
 
 
 def test_ddpm_loss_falls(goal_agent):
     _, losses = goal_agent
-    first = np.mean([m["loss/diffusion"] for m in losses[:10]])
+    first = np.mean([m["loss/diffusion"] for m in losses[:5]])
     last = np.mean([m["loss/diffusion"] for m in losses[-10:]])
-    assert len(losses) == 150 and last < 0.7 * first
+    assert len(losses) == 60 and last < 0.75 * first
 
 
 def test_inpainting_pins_first_state_to_observation_and_last_to_goal(goal_agent, maze_data):
@@ -125,10 +134,10 @@ def test_bad_config_and_nan_loss(maze_data):
     with pytest.raises(ValueError, match="'not_a_field'"):
         DiffuserAgent(seed=0).fit(maze_data, {"not_a_field": 1}, 1)
     with pytest.raises(ValueError, match="horizon"):
-        DiffuserAgent(seed=0).fit(maze_data, {**TINY, "horizon": 6}, 1)
+        DiffuserAgent(seed=0).fit(maze_data, {**TINY, "horizon": 7}, 1)
     broken = dataclasses.replace(maze_data, observations=maze_data.observations.copy())
     broken.observations[5, 0] = np.nan   # fakes a diverging run: NaN reaches the loss
-    with pytest.raises(FloatingPointError, match=r"loss/diffusion .* at step \d+"):
+    with pytest.raises(FloatingPointError, match=r"loss/diffusion.* at step \d+"):
         DiffuserAgent(seed=0).fit(broken, TINY, 50)
 
 

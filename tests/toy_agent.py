@@ -101,7 +101,7 @@ class ToyAgent:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "step": self.step, "config": dataclasses.asdict(self.config), "rng": self.rng.bit_generator.state,
+            "step": self.step, "seed": self.seed, "config": dataclasses.asdict(self.config), "rng": self.rng.bit_generator.state,
             "policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
             "obs_mean": self.obs_mean, "obs_std": self.obs_std, "low": self.low, "high": self.high,
         }
