@@ -222,6 +222,11 @@ class BaselineAgent:
 
     # -- training --------------------------------------------------------------------------
     def fit(self, data: Any, config: dict[str, Any] | None, steps: int, on_step=None) -> None:
+        """Train until ``steps`` optimisation steps (from the stored step on a restored agent).
+
+        ``config`` is validated every call (unknown key -> ValueError) but only the first fit of a
+        fresh agent adopts it; a restored agent keeps the config of its checkpoint.
+        """
         resolved = config_from_overrides(self.CONFIG, config)
         if self.config is None:  # first fit: the config and data statistics are fixed from here on
             self.config = resolved

@@ -42,7 +42,6 @@ import numpy as np
 import torch
 import yaml
 from diffusers import DDPMScheduler, UNet1DModel
-from scipy.signal import lfilter
 
 from baselines.common import CONFIG_DIR, check_finite, suite_overrides_from_yaml
 
@@ -163,7 +162,7 @@ class Normalizer:
             low, high = x_ND.min(0), x_ND.max(0)
             self.shift, self.scale = (high + low) / 2, np.maximum((high - low) / 2, 1e-6)
         else:
-            self.shift, self.scale = x_ND.mean(0), x_ND.std(0) + 1e-6
+            self.shift, self.scale = x_ND.mean(0), x_ND.std(0) + 1e-6   # not in paper: 1e-6 keeps constant dims finite
         self.shift, self.scale = self.shift.astype(np.float32), self.scale.astype(np.float32)
 
     def normalize(self, x):
@@ -205,7 +204,10 @@ def value_targets(data, discount: float, termination_penalty: float) -> np.ndarr
     rewards = data.rewards.astype(np.float64) + termination_penalty * data.terminals
     values = np.zeros(len(rewards))
     for start, end in zip(data.episode_starts[:-1], data.episode_starts[1:]):
-        values[start:end] = lfilter([1.0], [1.0, -discount], rewards[start:end][::-1])[::-1]
+        running = 0.0
+        for t in range(end - 1, start - 1, -1):
+            running = rewards[t] + discount * running
+            values[t] = running
     return values.astype(np.float32)
 
 
@@ -494,7 +496,7 @@ class DiffuserAgent:
         config = dataclasses.asdict(self.config)
         config["dim_mults"] = list(config["dim_mults"])
         return {
-            "step": self.step, "config": config, "obs_dim": self.obs_dim, "act_dim": self.act_dim,
+            "step": self.step, "seed": self.seed, "config": config, "obs_dim": self.obs_dim, "act_dim": self.act_dim,
             "unet": self.unet.state_dict(), "ema": self.ema.state_dict(),
             "value": self.value.state_dict() if self.value is not None else None,
             "value_ema": self.value_ema.state_dict() if self.value_ema is not None else None,
@@ -504,6 +506,7 @@ class DiffuserAgent:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.seed = state["seed"]   # the planning noise follows the trained agent's seed, not the new object's
         self.config = _validated_config(state["config"])
         self.obs_norm, self.act_norm = Normalizer.from_state(state["obs_norm"]), Normalizer.from_state(state["act_norm"])
         self.action_low, self.action_high = state["action_low"], state["action_high"]

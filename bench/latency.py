@@ -165,7 +165,8 @@ def table8(device: str | torch.device = "cpu", batch_sizes=(1, 100), n_actions: 
                 p_mean, p_pm = paper.get(LABELS[method], (float("nan"), float("nan")))
                 rows.append(dict(method=method, label=LABELS[method], batch_size=batch, path=path,
                                  mean_ms=statistics.fmean(times), std_ms=statistics.pstdev(times),
-                                 n_actions=n_actions, device=name, mage_profile=mage_profile if method == "mage" else "", paper_ms=p_mean, paper_pm=p_pm))
+                                 n_actions=n_actions, device=name, mage_profile=mage_profile if method == "mage" else "",
+                                 paper_ms=p_mean, paper_pm=p_pm))
     df = pd.DataFrame(rows)
     eager = df[df.path == "eager"].set_index(["method", "batch_size"]).mean_ms
     df["speedup_vs_eager"] = [eager[(r.method, r.batch_size)] / r.mean_ms for r in df.itertuples()]
@@ -181,7 +182,8 @@ def format_table(df: pd.DataFrame) -> str:
     rows += [[label, "?", "paper only", "", "", f"{m:.2f} ± {pm:.2f}"] for label, (m, pm) in paper.items()
              if label not in set(df.label)]
     head = ["method", "B", "path", "ms / action (here)", "vs eager", "paper Table 8 (RTX 4090, ms)"]
-    return f"Table 8 latency on {df.device.iloc[0]} (MAGE size: {df.mage_profile.iloc[0] or 'n/a'})\n" + tabulate(rows, head)
+    sizes = ",".join(sorted(set(df.mage_profile) - {""})) or "n/a"
+    return f"Table 8 latency on {df.device.iloc[0]} (MAGE size: {sizes})\n" + tabulate(rows, head)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,9 +30,9 @@ class MageAgent:
     PROFILES: dict[str, dict[str, Any]] = {
         # not in paper: a tiny model that fits ~20k maze2d steps in seconds on one CPU core
         "smoke": dict(steps=200, **TINY),
-        # not in paper: a real look in a few minutes on CPU
-        "quick": dict(steps=3000, embed_dim=128, num_heads=4, num_blocks=3, codebook_size=256, codebook_dim=32,
-                      tokenizer_width=128, tokenizer_depth=2, adapter_dim=16, batch_size=128, horizon=24,
+        # not in paper: a real look in a few minutes on CPU (a small model over the paper's horizon 24)
+        "quick": dict(steps=2000, embed_dim=64, num_heads=4, num_blocks=3, codebook_size=128, codebook_dim=16,
+                      tokenizer_width=64, tokenizer_depth=2, adapter_dim=16, batch_size=64, horizon=24,
                       num_scales=6, dropout=0.1, dead_code_restart_every=100),
         # the paper's model; not in paper: 100k tokenizer + 200k generator steps (tokenizer_fraction 1/3)
         "paper": dict(steps=300_000),
@@ -171,10 +171,10 @@ class MageAgent:
             s0 = torch.as_tensor(self.norm.obs(obs).astype(np.float32), device=self.device)
             R0 = torch.as_tensor((self._rtg / self.norm.rtg_scale).astype(np.float32)[:, None], device=self.device)
             with self._own_rng(), self._autocast():
-                plan = plan_actions(self.model, s0, R0, min(every, self.cfg.horizon - 1) if every > 1 else 1)
+                plan = plan_actions(self.model, s0, R0, every)
             self._plan = plan.float().cpu().numpy()
             self._plan_pos = 0
-        a = self._plan[:, min(self._plan_pos, self._plan.shape[1] - 1)]
+        a = self._plan[:, self._plan_pos]
         self._plan_pos += 1
         return np.clip(self.norm.unact(a), self.norm.act_low, self.norm.act_high).astype(np.float32)
 

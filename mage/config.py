@@ -59,7 +59,8 @@ class MageConfig:
     tokenizer_fraction: float = 1 / 3   # not in paper: share of `steps` given to stage 1 (tokenizer)
     target_return_quantile: float = 1.0  # not in paper: target R_0 = scale * quantile(q) of the dataset's episode returns-to-go
     target_return_scale: float = 1.0    # not in paper: multiplier on that quantile (1.0 = best return seen in data)
-    replan_every: int = 1               # not in paper: the action is a_0, so replanning every step is the natural reading
+    replan_every: int = 1               # not in paper: the action is a_0, so replanning every step is the natural reading;
+                                        # > 1 plays a_1.. of the decoded window (explicit I(s_t, s_t+1) when it holds no actions)
     mixed_precision: bool = True        # not in paper: bf16 autocast on CUDA (ignored on CPU)
 
     def __post_init__(self) -> None:
@@ -71,8 +72,8 @@ class MageConfig:
             raise ValueError(f"num_scales must be in 1..{MAX_SCALES}, got {self.num_scales}")
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
-        if self.replan_every < 1:
-            raise ValueError(f"replan_every must be >= 1, got {self.replan_every}")
+        if not 1 <= self.replan_every < self.horizon:
+            raise ValueError(f"replan_every must be in 1..horizon-1 ({self.horizon - 1}), got {self.replan_every}")
         if self.scale_schedule is not None:
             self.scale_schedule = tuple(int(v) for v in self.scale_schedule)
         self.scales  # validates the schedule

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.diffuser import DiffuserAgent, DiffuserConfig
+from baselines.diffuser import DiffuserAgent, DiffuserConfig, value_targets
 from suites.dataset import OfflineDataset
 from suites.mazes import maze2d_stream
 
@@ -106,28 +106,29 @@ def test_act_shapes_and_bounds(mode, goal_agent, value_agent, maze_data):
 
 
 def test_same_seed_same_actions_and_save_load_identical(maze_data):
-    config = {**TINY, "horizon": 8}
-    one, two, other = trained(maze_data, config, 5), trained(maze_data, config, 5), trained(maze_data, config, 5, seed=1)
+    one, two, other = trained(maze_data, TINY, 3), trained(maze_data, TINY, 3), trained(maze_data, TINY, 3, seed=1)
     obs = maze_data.observations[:4]
     one.reset(4), two.reset(4), other.reset(4)
     a1, a2, a3 = one.act(obs), two.act(obs), other.act(obs)
     np.testing.assert_array_equal(a1, a2)
     assert not np.array_equal(a1, a3)
-    restored = DiffuserAgent(seed=0, device="cpu")
+    restored = DiffuserAgent(seed=99, device="cpu")   # everything, the planning seed included, comes from the state
     restored.load_state_dict(one.state_dict())
     restored.reset(4), one.reset(4)
     np.testing.assert_array_equal(restored.act(obs), one.act(obs))
 
 
 def test_resumed_training_matches_uninterrupted(maze_data):
-    straight = trained(maze_data, TINY, 12)
-    half = trained(maze_data, TINY, 6)
+    config = {**GOAL, "step_start_ema": 4, "update_ema_every": 2}   # the EMA's running phase is resumed too
+    straight = trained(maze_data, config, 10)
+    half = trained(maze_data, config, 5)
     resumed = DiffuserAgent(seed=0, device="cpu")
     resumed.load_state_dict(half.state_dict())
-    resumed.fit(maze_data, TINY, 12)
-    assert resumed.step == 12
-    for name, tensor in straight.state_dict()["unet"].items():
-        torch.testing.assert_close(resumed.state_dict()["unet"][name], tensor, rtol=0, atol=0, msg=name)
+    resumed.fit(maze_data, config, 10)
+    assert resumed.step == 10
+    for network in ("unet", "ema"):
+        for name, tensor in straight.state_dict()[network].items():
+            torch.testing.assert_close(resumed.state_dict()[network][name], tensor, rtol=0, atol=0, msg=name)
 
 
 def test_bad_config_and_nan_loss(maze_data):
@@ -150,3 +151,11 @@ def test_suite_overrides_are_valid_configs():
         assert set(DiffuserAgent.suite_overrides(suite)) <= fields
     for profile in DiffuserAgent.PROFILES.values():
         assert "steps" in profile and set(profile) - {"steps"} <= fields
+
+
+def test_value_targets_are_discounted_returns_with_termination_penalty():
+    rewards = np.array([1, 0, 2, 1, 1, 1], np.float32)
+    data = OfflineDataset(name="two-episodes", observations=np.zeros((6, 1), np.float32), actions=np.zeros((6, 1), np.float32),
+                          rewards=rewards, terminals=np.array([0, 0, 1, 0, 0, 0], bool), timeouts=np.zeros(6, bool),
+                          episode_starts=np.array([0, 3, 6]), gamma=0.9)
+    np.testing.assert_allclose(value_targets(data, 0.5, -100.0), [1 + 0.25 * -98, 0.5 * -98, -98, 1.75, 1.5, 1.0])

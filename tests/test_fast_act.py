@@ -1,4 +1,6 @@
 """FastActor (mage/fast_act.py) gives the eager path's actions (mage.policy.plan_actions, steps=1)."""
+from functools import cache
+
 import pytest
 import torch
 
@@ -20,7 +22,13 @@ def random_batch(batch: int, width: int, gen: torch.Generator) -> dict:
             "a0": r(batch, ACT_DIM).tanh(), "s1": r(batch, OBS_DIM)}
 
 
-def trained_model(steps: int = 5, **overrides) -> MageModel:
+@cache
+def trained_once(**overrides) -> MageModel:
+    """trained_model(**overrides) built once per config for the tests that only read it."""
+    return trained_model(**overrides)
+
+
+def trained_model(steps: int = 3, **overrides) -> MageModel:
     """A small MAGE after a few stage-2 Adam steps (training mode, dropout on), then left in train mode:
     FastActor must not depend on the module mode."""
     torch.manual_seed(0)
@@ -58,7 +66,7 @@ CONFIGS = [
 @pytest.mark.parametrize("overrides", CONFIGS)
 @pytest.mark.parametrize("batch", [1, 7])
 def test_fast_actor_matches_eager_on_cpu(overrides, batch):
-    model = trained_model(**overrides)
+    model = trained_once(**overrides)
     gen = torch.Generator().manual_seed(batch)
     actor = FastActor(model, batch, "cpu")
     for _ in range(2):  # the cache is reused: the second call must not see the first one's keys
@@ -79,6 +87,20 @@ def test_fast_actor_follows_training_updates():
     after = actor.act(s0, R0)
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after, eager_actions(model, s0, R0), atol=1e-5, rtol=0)
+
+
+def test_bf16_mirrors_follow_in_place_updates():
+    """The bf16 weight copies (CUDA's default, here forced on CPU) are refreshed from the live parameters."""
+    model = trained_model(steps=1)
+    s0, R0 = torch.randn(4, OBS_DIM), torch.rand(4, 1)
+    old_actor = FastActor(model, 4, "cpu", bf16=True)
+    before = old_actor.act(s0, R0)
+    with torch.no_grad():
+        for p in model.generator.parameters():
+            p.mul_(1.5)
+    after = old_actor.act(s0, R0)
+    assert not torch.equal(before, after)
+    torch.testing.assert_close(after, FastActor(model, 4, "cpu", bf16=True).act(s0, R0), atol=0, rtol=0)
 
 
 def test_fast_actor_rejects_wrong_batch():

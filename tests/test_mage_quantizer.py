@@ -28,6 +28,8 @@ def test_bad_schedule_and_unknown_key_are_rejected():
         resolve_config({"num_scalez": 3})
     with pytest.raises(ValueError, match="scheme"):
         resolve_config({"scheme": "sar"})
+    with pytest.raises(ValueError, match="replan_every"):
+        resolve_config({"replan_every": 24, "horizon": 24})
 
 
 def test_token_maps_have_the_schedule_shapes_and_share_one_codebook():
