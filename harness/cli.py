@@ -73,6 +73,10 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     plan = _select(load_plan(plan_name(args.table, args.ablation, args.figure)), args.methods, args.datasets)
     profile = load_profile(args.profile)
+    if plan.benchmark and not args.dry_run:
+        from harness.benchmarks import run_benchmark_plan
+        device = "cuda" if (args.gpus_per_run if args.gpus_per_run is not None else _default_gpus()) > 0 else "cpu"
+        return run_benchmark_plan(plan, profile.name, Path(args.results_dir), device)
     seeds = args.seeds if args.seeds is not None else profile.seeds
     if seeds < 1:
         raise ValueError(f"--seeds must be at least 1, not {seeds}")

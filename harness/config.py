@@ -1,7 +1,7 @@
 """Resolve one run's method config, and parse command-line ``--set METHOD.KEY=VALUE`` overrides.
 
 Precedence, last wins (docs/interfaces.md): method defaults (inside the Agent) < suite YAML
-``hparams[method]`` < ``Agent.suite_overrides(suite)`` < ``Agent.PROFILES[profile]`` < plan column
+``hparams[method]`` < ``Agent.suite_overrides(suite, dataset)`` < ``Agent.PROFILES[profile]`` < plan column
 overrides < command-line overrides. The result is a dict of overrides handed to ``Agent.fit``;
 the key ``steps`` is taken out of it and passed to ``fit`` as its ``steps`` argument.
 """
@@ -89,7 +89,7 @@ def resolve_config(method: str, spec: Any, profile: str, column_overrides: dict[
     profiles = getattr(cls, "PROFILES", {}) or {}
     if profile not in profiles or STEPS_KEY not in profiles[profile]:
         raise ValueError(f"{method} ({cls.__name__}) has no PROFILES[{profile!r}] with {STEPS_KEY!r}")
-    suite_overrides = cls.suite_overrides(spec.suite) if hasattr(cls, "suite_overrides") else {}
+    suite_overrides = cls.suite_overrides(spec.suite, spec.key) if hasattr(cls, "suite_overrides") else {}
     config: dict[str, Any] = {}
     for layer in ((getattr(spec, "hparams", None) or {}).get(method) or {}, suite_overrides or {},
                   profiles[profile], column_overrides or {}, cli_overrides or {}):

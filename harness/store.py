@@ -22,7 +22,7 @@ import pandas as pd
 
 RESULT_FILE, FAILURE_FILE, CHECKPOINT_FILE = "result.json", "failure.json", "checkpoint.pt"
 FRAME_COLUMNS = ["run_id", "plan", "row", "column", "method", "dataset", "seed", "status", "reason",
-                 "score", "episode_scores", "success_rate", "wall_s", "device"]
+                 "score", "episode_scores", "success_rate", "wall_s", "device", "trajectories"]
 
 # result.json keys and the types each must have; anything else makes the file corrupt.
 RESULT_SCHEMA: dict[str, type | tuple[type, ...]] = {
@@ -127,14 +127,15 @@ def runs_frame(plan_name: str, specs_by_cell: list[tuple[str, str, Any]], store:
         record = {"run_id": spec.run_id, "plan": plan_name, "row": row, "column": column,
                   "method": spec.method, "dataset": spec.dataset, "seed": spec.seed, "status": "missing",
                   "reason": "not run yet", "score": np.nan, "episode_scores": None,
-                  "success_rate": np.nan, "wall_s": np.nan, "device": None}
+                  "success_rate": np.nan, "wall_s": np.nan, "device": None, "trajectories": None}
         result = store.result(spec.run_id)
         if result is not None:
             success = result["success"]
             record.update(status="done", reason="", score=float(result["score"]),
                           episode_scores=list(result["normalized"]),
                           success_rate=float(np.mean(success)) if success is not None else np.nan,
-                          wall_s=float(result["wall_s"]), device=result["device"])
+                          wall_s=float(result["wall_s"]), device=result["device"],
+                          trajectories=result.get("trajectories"))
         elif (failure := store.failure(spec.run_id)) is not None:
             record.update(status="failed", reason=str(failure.get("reason", "unknown")))
         records.append(record)

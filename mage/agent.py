@@ -27,6 +27,7 @@ TINY = dict(embed_dim=32, num_heads=2, num_blocks=2, codebook_size=64, codebook_
 
 
 class MageAgent:
+    CONFIG = MageConfig  # the harness checks --set keys against its fields
     PROFILES: dict[str, dict[str, Any]] = {
         # not in paper: a tiny model that fits ~20k maze2d steps in seconds on one CPU core
         "smoke": dict(steps=200, **TINY),
@@ -52,7 +53,7 @@ class MageAgent:
         self.reset(1)
 
     @classmethod
-    def suite_overrides(cls, suite: str) -> dict[str, Any]:
+    def suite_overrides(cls, suite: str, dataset: str | None = None) -> dict[str, Any]:
         return {}  # MAGE's per-suite values live in the suite YAMLs (hparams.mage)
 
     # ------------------------------------------------------------------ building
