@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--table", type=int, metavar="N", help="a paper table, e.g. 4")
     which.add_argument("--ablation", metavar="NAME", help="an ablation, e.g. scales")
     which.add_argument("--figure", type=int, metavar="N", help="a paper figure, e.g. 3")
-    parser.add_argument("--profile", choices=PROFILE_NAMES, default="paper", help="smoke | quick | paper (default)")
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default="paper", help="smoke | quick | paper (default) | h100-budget (see harness/profiles.yaml)")
     parser.add_argument("--methods", help="comma-separated methods of the plan to run (default: all)")
     parser.add_argument("--datasets", help="comma-separated datasets of the plan to run (default: all)")
     parser.add_argument("--seeds", type=int, metavar="N", help="seeds per cell (default: the profile's)")
@@ -76,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
     if plan.benchmark and not args.dry_run:
         from harness.benchmarks import run_benchmark_plan
         device = "cuda" if (args.gpus_per_run if args.gpus_per_run is not None else _default_gpus()) > 0 else "cpu"
-        return run_benchmark_plan(plan, profile.name, Path(args.results_dir), device)
+        return run_benchmark_plan(plan, profile.agent_size, Path(args.results_dir), device)
     seeds = args.seeds if args.seeds is not None else profile.seeds
     if seeds < 1:
         raise ValueError(f"--seeds must be at least 1, not {seeds}")
@@ -87,13 +87,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.cpus_per_run <= 0 or gpus_per_run < 0:
         raise ValueError("--cpus-per-run must be > 0 and --gpus-per-run >= 0")
 
-    missing = _missing_data(plan, profile.name)
+    missing = _missing_data(plan, profile.data_size)
     if missing and not args.dry_run:
         if not args.download:
             first = next(iter(missing.values()))
             more = f" (and {len(missing) - 1} more datasets missing; --dry-run lists them)" if len(missing) > 1 else ""
             raise ValueError(f"{first}{more}")
-        _download(missing, profile.name)
+        _download(missing, profile.data_size)
         missing = {}
 
     from harness.runs import plan_runs
@@ -111,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.fresh:
         for run in planned:
             store.forget(run.spec.run_id)
-    _sweep(planned, store, args, gpus_per_run, profile.name, results_dir)
+    _sweep(planned, store, args, gpus_per_run, profile.data_size, results_dir)
 
     from harness.aggregate import render
     from harness.store import runs_frame

@@ -89,7 +89,7 @@ def resolve_config(method: str, spec: Any, profile: str, column_overrides: dict[
     profiles = getattr(cls, "PROFILES", {}) or {}
     if profile not in profiles or STEPS_KEY not in profiles[profile]:
         raise ValueError(f"{method} ({cls.__name__}) has no PROFILES[{profile!r}] with {STEPS_KEY!r}")
-    suite_overrides = cls.suite_overrides(spec.suite, spec.key) if hasattr(cls, "suite_overrides") else {}
+    suite_overrides = cls.suite_overrides(spec.suite, getattr(spec, "key", None)) if hasattr(cls, "suite_overrides") else {}
     config: dict[str, Any] = {}
     for layer in ((getattr(spec, "hparams", None) or {}).get(method) or {}, suite_overrides or {},
                   profiles[profile], column_overrides or {}, cli_overrides or {}):

@@ -11,17 +11,28 @@ from pathlib import Path
 import yaml
 
 PROFILES_FILE = Path(__file__).parent / "profiles.yaml"
-PROFILE_NAMES = ("smoke", "quick", "paper")
+PROFILE_NAMES = ("smoke", "quick", "paper", "h100-budget")
 
 
 @dataclass(frozen=True)
 class Profile:
-    name: str                    # smoke | quick | paper; also the size of generated datasets
+    name: str                    # smoke | quick | paper | h100-budget
     seeds: int                   # training seeds per cell
     eval_episodes: int | None    # None: the suite's evaluation episodes per seed
     eval_max_steps: int | None   # None: the suite's episode horizon
     checkpoint_every: int        # optimisation steps between checkpoints
     curve_points: int            # about how many points of each training curve are kept
+    agent_profile: str = ""      # which Agent PROFILES entry sizes the models ("" = this profile's name)
+    data_profile: str = ""       # which size of generated datasets to use ("" = this profile's name)
+    steps_scale: float = 1.0     # multiplies the Agent profile's training steps (budget profiles)
+
+    @property
+    def agent_size(self) -> str:
+        return self.agent_profile or self.name
+
+    @property
+    def data_size(self) -> str:
+        return self.data_profile or self.name
 
 
 def load_profile(name: str) -> Profile:

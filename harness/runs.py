@@ -41,12 +41,13 @@ class RunSpec:
     seed: int
     config: dict[str, Any]            # resolved overrides handed to Agent.fit (see harness.config)
     steps: int                        # optimisation steps
-    profile: str                      # smoke | quick | paper (also the generated-data size)
+    profile: str                      # smoke | quick | paper | h100-budget
     eval_episodes: int
     eval_max_steps: int | None        # None: the suite's horizon
     record_trajectories: bool = False
     checkpoint_every: int = 1000
     curve_points: int = 200
+    data_profile: str = ""            # size of generated datasets when not the profile's own name
     device: str = field(default="cpu", compare=False)
 
     @property
@@ -90,12 +91,14 @@ def plan_runs(plan, profile, seeds: int, cli_overrides: dict[str, dict[str, Any]
             continue
         data_spec = dataset_spec(row.dataset)
         for column in plan.run_columns:
-            config, steps = resolve_config(column.method, data_spec, profile.name, column.overrides,
+            config, steps = resolve_config(column.method, data_spec, profile.agent_size, column.overrides,
                                            cli_overrides.get(column.method, {}))
+            steps = max(1, round(steps * profile.steps_scale))
             for seed in range(seeds):
                 planned.append(PlannedRun(row.label, column.label, RunSpec(
                     method=column.method, dataset=row.dataset, seed=seed, config=config, steps=steps,
-                    profile=profile.name, eval_episodes=profile.eval_episodes or int(data_spec.eval_episodes),
+                    profile=profile.name, data_profile="" if profile.data_size == profile.name else profile.data_size,
+                    eval_episodes=profile.eval_episodes or int(data_spec.eval_episodes),
                     eval_max_steps=profile.eval_max_steps, record_trajectories=plan.kind == "figure",
                     checkpoint_every=profile.checkpoint_every, curve_points=profile.curve_points, device=device)))
     return planned
@@ -133,7 +136,7 @@ def _train_and_evaluate(spec: RunSpec, store: RunStore, on_progress: OnProgress 
     from suites.evaluation import evaluate
     from suites.registry import load_offline_dataset
 
-    data = load_offline_dataset(spec.dataset, spec.profile)
+    data = load_offline_dataset(spec.dataset, spec.data_profile or spec.profile)
     agent = build_agent(spec.method, seed=spec.seed, device=spec.device)
     checkpoint_path = store.run_dir(spec.run_id) / CHECKPOINT_FILE
     curves: dict[str, list[list[float]]] = {}

@@ -35,7 +35,7 @@ class ToyAgent:
     PROFILES = {"smoke": {"steps": 200}, "quick": {"steps": 500}, "paper": {"steps": 5000}}
 
     @classmethod
-    def suite_overrides(cls, suite: str) -> dict[str, Any]:
+    def suite_overrides(cls, suite: str, dataset: str | None = None) -> dict[str, Any]:
         return {}
 
     def __init__(self, seed: int, device: str = "cpu"):
