@@ -17,6 +17,7 @@ import torch
 from mage.config import MageConfig, resolve_config
 from mage.critic import soft_update
 from mage.data import Normalizer, WindowSampler
+from mage.fast_act import FastActor
 from mage.model import MageModel
 from mage.policy import plan_actions
 from mage.training import critic_loss, generator_losses, sample_weights, tokenizer_losses
@@ -50,6 +51,7 @@ class MageAgent:
         self._torch_rng = self._initial_torch_rng()
         self._cuda_rng = None
         self._in_fit = False
+        self._actor: FastActor | None = None  # built lazily per batch size by act()
         self.reset(1)
 
     @classmethod
@@ -80,8 +82,11 @@ class MageAgent:
     def _build(self, obs_dim: int, act_dim: int) -> None:
         cfg = self.cfg
         self.model = MageModel(cfg, obs_dim, act_dim).to(self.device)
-        self.opt1 = torch.optim.Adam(self.model.stage_parameters(1), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.opt2 = torch.optim.Adam(self.model.stage_parameters(2), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self._actor = None  # a FastActor holds the old model's parameters
+        self.opt1 = torch.optim.Adam(self.model.stage_parameters(1), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                     fused=self.device.type == "cuda")
+        self.opt2 = torch.optim.Adam(self.model.stage_parameters(2), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                     fused=self.device.type == "cuda")
         if self.model.critic is not None:
             self.opt_critic = torch.optim.Adam(self.model.critic.parameters(), lr=cfg.lr)
 
@@ -171,8 +176,13 @@ class MageAgent:
             self.model.eval()
             s0 = torch.as_tensor(self.norm.obs(obs).astype(np.float32), device=self.device)
             R0 = torch.as_tensor((self._rtg / self.norm.rtg_scale).astype(np.float32)[:, None], device=self.device)
-            with self._own_rng(), self._autocast():
-                plan = plan_actions(self.model, s0, R0, every)
+            if every == 1 and self.cfg.act_backend == "fast":
+                if self._actor is None or self._actor.batch_size != s0.shape[0]:
+                    self._actor = FastActor(self.model, s0.shape[0], self.device)
+                plan = self._actor.act(s0, R0)[:, None]  # deterministic: needs no RNG; bf16 handled inside
+            else:
+                with self._own_rng(), self._autocast():
+                    plan = plan_actions(self.model, s0, R0, every)
             self._plan = plan.float().cpu().numpy()
             self._plan_pos = 0
         a = self._plan[:, self._plan_pos]

@@ -15,6 +15,7 @@ SCHEMES = ("rs", "s", "a", "a+cql", "rsa")
 INVERSE_DYNAMICS = ("latent", "explicit")
 DECODER_REFINEMENTS = ("adapter", "direct", "none")
 RTG_MODES = ("condition", "reweight", "none")
+ACT_BACKENDS = ("fast", "eager")
 MAX_SCALES = 10
 
 
@@ -62,12 +63,14 @@ class MageConfig:
     replan_every: int = 1               # not in paper: the action is a_0, so replanning every step is the natural reading;
                                         # > 1 plays a_1.. of the decoded window (explicit I(s_t, s_t+1) when it holds no actions)
     mixed_precision: bool = True        # not in paper: bf16 autocast on CUDA (ignored on CPU)
+    act_backend: str = "fast"           # not in paper: "fast" = mage.fast_act.FastActor (a_0 as plan_actions gives it; CUDA graph on GPU), "eager" = plan_actions
 
     def __post_init__(self) -> None:
         _check_choice("scheme", self.scheme, SCHEMES)
         _check_choice("inverse_dynamics", self.inverse_dynamics, INVERSE_DYNAMICS)
         _check_choice("decoder_refinement", self.decoder_refinement, DECODER_REFINEMENTS)
         _check_choice("rtg_mode", self.rtg_mode, RTG_MODES)
+        _check_choice("act_backend", self.act_backend, ACT_BACKENDS)
         if not 1 <= self.num_scales <= MAX_SCALES:
             raise ValueError(f"num_scales must be in 1..{MAX_SCALES}, got {self.num_scales}")
         if self.embed_dim % self.num_heads:
