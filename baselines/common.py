@@ -216,8 +216,9 @@ class BaselineAgent:
         self.num_envs = 0
 
     @classmethod
-    def suite_overrides(cls, suite: str) -> dict[str, Any]:
-        """Per-suite hyperparameters from baselines/configs/<method>.yaml (sources named there)."""
+    def suite_overrides(cls, suite: str, dataset: str | None = None) -> dict[str, Any]:
+        """Per-suite hyperparameters from baselines/configs/<method>.yaml (sources named there);
+        ``dataset`` (the dataset key, docs/interfaces.md) is accepted; these tables are per suite."""
         return suite_overrides_from_yaml(cls.METHOD, suite)
 
     # -- training --------------------------------------------------------------------------
