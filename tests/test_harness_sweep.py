@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from suites.registry import dataset_spec
 from tests.harness_support import checkpoint_step, fit_events, fit_start_steps, harness_env, reproduce, results, start_reproduce, write_plans
 
 SWEEP = ["--table", "901", "--profile", "smoke", "--seeds", "2"]
@@ -30,6 +31,7 @@ def sweeps(tmp_path_factory):
         time.sleep(0.1)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
+    _wait_until_orphans_settle(resumed_dir / "runs")
     finished_before_kill = set(results(resumed_dir / "runs"))
     # (tag, seed) -> step of its checkpoint, for every run started but not finished at the kill
     checkpoints_at_kill = {key: checkpoint_step(resumed_dir / "runs" / run_id)
@@ -43,6 +45,19 @@ def sweeps(tmp_path_factory):
     return {"root": root, "env": local_env, "resumed": resumed, "uninterrupted": uninterrupted,
             "finished_before_kill": finished_before_kill, "events_before_kill": events_before_kill,
             "checkpoints_at_kill": checkpoints_at_kill}
+
+
+def _wait_until_orphans_settle(runs_dir: Path, quiet_s: float = 3.0, limit_s: float = 60.0) -> None:
+    """Ray workers outlive a SIGKILLed driver for a moment and may still write a checkpoint or a
+    result; wait until nothing under ``runs_dir`` has changed for ``quiet_s`` seconds."""
+    def snapshot():
+        return sorted((str(p), p.stat().st_mtime_ns) for p in runs_dir.rglob("*") if p.is_file())
+    last, quiet_since, deadline = snapshot(), time.time(), time.time() + limit_s
+    while time.time() - quiet_since < quiet_s and time.time() < deadline:
+        time.sleep(0.5)
+        now = snapshot()
+        if now != last:
+            last, quiet_since = now, time.time()
 
 
 def _started_runs(runs_dir: Path) -> dict[str, tuple[str, str]]:
@@ -82,7 +97,8 @@ def test_resumed_table_equals_uninterrupted_table(sweeps):
     assert resumed.keys() == uninterrupted.keys()
     for run_id in resumed:
         assert resumed[run_id]["normalized"] == uninterrupted[run_id]["normalized"]
-        assert len(resumed[run_id]["normalized"]) == 4 and max(resumed[run_id]["lengths"]) <= 100
+        assert len(resumed[run_id]["normalized"]) == 4
+        assert max(resumed[run_id]["lengths"]) <= dataset_spec("maze2d-umaze").horizon
     assert sweeps["resumed"].stdout == sweeps["uninterrupted"].stdout
     assert "Toy A" in sweeps["resumed"].stdout and "Toy B" in sweeps["resumed"].stdout
     assert (root / "resumed" / "table901.csv").read_text() == (root / "uninterrupted" / "table901.csv").read_text()
