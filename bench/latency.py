@@ -17,7 +17,6 @@ import argparse
 import platform
 import statistics
 import sys
-import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
@@ -30,6 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from mage.config import MageConfig  # noqa: E402
+from timing import WARMUP_CALLS, time_calls  # noqa: E402  (bench/timing.py, beside this script)
 from mage.fast_act import FastActor  # noqa: E402
 from mage.model import MageModel  # noqa: E402
 from mage.policy import plan_actions  # noqa: E402
@@ -40,7 +40,6 @@ PAPER_FALLBACK = {"Ours": (27.30, 0.69), "DT": (6.49, 0.11), "TT": (12863.07, 19
                   "DD": (2339.16, 11.37), "HD": (1480.21, 25.18)}  # Table 8, ms on an RTX 4090
 LABELS = {"mage": "Ours", "dt": "DT", "diffuser": "Diffuser"}
 METHODS = tuple(LABELS)
-WARMUP_CALLS = 10  # not in paper: enough for allocator, cuDNN/SDPA kernel choice and CUDA-graph capture
 
 
 def device_name(device: torch.device) -> str:
@@ -55,21 +54,6 @@ def paper_figures() -> dict[str, tuple[float, float]]:
         return dict(PAPER_FALLBACK)
     t = pd.read_csv(PAPER_TABLE)
     return {r.column: (float(r.mean), float(r.pm)) for r in t.itertuples()}
-
-
-def time_calls(call: Callable[[], object], n: int, device: torch.device, warmup: int = WARMUP_CALLS) -> list[float]:
-    """Milliseconds of each of ``n`` calls after ``warmup`` untimed ones (synchronised on CUDA)."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        call()
-    sync()
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        call()
-        sync()
-        times.append((time.perf_counter() - start) * 1e3)
-    return times
 
 
 # ----------------------------------------------------------------------------- policies

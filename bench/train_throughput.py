@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from contextlib import nullcontext
 from pathlib import Path
 from types import SimpleNamespace
@@ -38,6 +37,7 @@ from mage.data import Normalizer, WindowSampler  # noqa: E402
 from mage.generator import Block  # noqa: E402
 from mage.model import MageModel  # noqa: E402
 from mage.training import generator_losses  # noqa: E402
+from timing import time_calls  # noqa: E402  (bench/timing.py, beside this script)
 
 OBS_DIM, ACT_DIM, EPISODE_LEN, EPISODES = 45, 24, 100, 500
 WARMUP_STEPS = 5  # not in paper: allocator and kernel selection settle in a few steps
@@ -82,20 +82,6 @@ def adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
 
 def autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-
-
-def time_steps(step, n: int, device: torch.device, warmup: int) -> list[float]:
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        step()
-    sync()
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        step()
-        sync()
-        times.append((time.perf_counter() - start) * 1e3)
-    return times
 
 
 def mage_step_fn(cfg: MageConfig, batch: int, device: torch.device):
@@ -151,7 +137,7 @@ def throughput(device: str | torch.device = "cpu", batch: int = 512, steps: int 
     rows = []
     for name, make in (("mage_stage2", mage_step_fn), ("plain_transformer", plain_step_fn)):
         step, length = make(cfg, batch, device)
-        times = time_steps(step, steps, device, warmup)
+        times = time_calls(step, steps, device, warmup)
         mean = statistics.fmean(times)
         rows.append(dict(model=name, profile=profile, batch_size=batch, seq_len=length, step_ms=mean,
                          step_ms_std=statistics.pstdev(times), samples_per_s=batch / mean * 1e3,

@@ -1,7 +1,9 @@
-"""Shared test setup: the whole test session uses a private, empty Minari datasets folder."""
+"""Shared test setup: a private, empty Minari datasets folder for the whole session, and a
+one-torch-thread fixture for modules that train tiny models."""
 import os
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -15,3 +17,13 @@ def minari_datasets_path(tmp_path_factory):
         os.environ.pop("MINARI_DATASETS_PATH", None)
     else:
         os.environ["MINARI_DATASETS_PATH"] = previous
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest on one thread; on a shared, busy 2-core machine two threads spin.
+    Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

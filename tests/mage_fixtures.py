@@ -36,11 +36,3 @@ TEST_CONFIG = dict(embed_dim=32, num_heads=2, num_blocks=1, codebook_size=16, co
                    tokenizer_depth=1, adapter_dim=4, batch_size=16, horizon=8, num_scales=3, dropout=0.0,
                    dead_code_restart_every=5, tokenizer_fraction=0.5)
 
-
-@pytest.fixture(autouse=False)
-def one_torch_thread():
-    """Tiny models run fastest on one thread; a shared, busy 2-core machine makes two threads spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

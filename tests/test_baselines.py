@@ -13,13 +13,7 @@ from baselines.iql import IQLAgent, expectile_loss
 from suites.dataset import OfflineDataset
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny networks gain nothing from intra-op threads, and lose much when the cores are busy."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def synthetic(num_steps: int = 2000, episode_len: int = 50, seed: int = 0, action_scale: float = 1.0,

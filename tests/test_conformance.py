@@ -23,16 +23,7 @@ FIT_STEPS = 4          # a handful: the suite checks the protocol, not learning
 NUM_EPISODES = 7       # B parallel episodes
 ROLLOUT_STEPS = 6      # act/observe steps compared between agents (fills part of a DT context)
 
-pytestmark = pytest.mark.parametrize("method", sorted(METHODS))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny networks gain nothing from intra-op threads, and lose much when the cores are busy."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = [pytest.mark.parametrize("method", sorted(METHODS)), pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")

@@ -21,13 +21,7 @@ GOAL = {**TINY, **DiffuserAgent.suite_overrides("maze2d"), "horizon": 8, "n_diff
         "goal_xy": [-1.0, 1.0]}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks run several times faster on one thread than on two busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

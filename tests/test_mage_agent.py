@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mage.agent import MageAgent
-from tests.mage_fixtures import TEST_CONFIG, one_torch_thread, point_mass_dataset  # noqa: F401 (fixture)
+from tests.mage_fixtures import TEST_CONFIG, point_mass_dataset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -6,7 +6,6 @@ from mage.config import resolve_config
 from mage.generator import block_causal_mask
 from mage.model import MageModel
 from mage.policy import generate
-from tests.mage_fixtures import one_torch_thread  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -6,7 +6,7 @@ from mage.agent import MageAgent
 from mage.data import WindowSampler
 from mage.config import MAX_SCALES, MageConfig, resolve_config, scale_lengths
 from mage.quantizer import MultiScaleQuantizer
-from tests.mage_fixtures import TEST_CONFIG, one_torch_thread, point_mass_dataset  # noqa: F401 (fixture)
+from tests.mage_fixtures import TEST_CONFIG, point_mass_dataset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
