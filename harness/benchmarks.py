@@ -24,14 +24,17 @@ BENCH_ARGS: dict[str, list[str]] = {
 }
 
 
-def run_benchmark_plan(plan: Plan, profile: str, results_dir: Path, device: str) -> int:
-    """Run ``plan.benchmark`` for ``profile`` on ``device``; its CSV goes to results_dir/<plan>.csv.
-
-    Returns the script's exit code (0 done, 2 bad input)."""
+def benchmark_command(plan: Plan, profile: str, results_dir: Path, device: str) -> list[str]:
+    """The command that measures ``plan`` for ``profile`` on ``device``, its CSV at results_dir/<plan>.csv."""
     script = REPO_ROOT / plan.benchmark
     if not script.exists():
         raise ValueError(f"plan {plan.name} names benchmark {plan.benchmark}, which does not exist")
-    results_dir.mkdir(parents=True, exist_ok=True)
     out = results_dir / f"{plan.name}.csv"
-    command = [sys.executable, str(script), "--device", device, "--out", str(out), *BENCH_ARGS[profile]]
+    return [sys.executable, str(script), "--device", device, "--out", str(out), *BENCH_ARGS[profile]]
+
+
+def run_benchmark_plan(plan: Plan, profile: str, results_dir: Path, device: str) -> int:
+    """Run ``plan.benchmark``; returns the script's exit code (0 done, 2 bad input)."""
+    command = benchmark_command(plan, profile, results_dir, device)
+    results_dir.mkdir(parents=True, exist_ok=True)
     return subprocess.run(command, cwd=REPO_ROOT).returncode

@@ -73,9 +73,13 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     plan = _select(load_plan(plan_name(args.table, args.ablation, args.figure)), args.methods, args.datasets)
     profile = load_profile(args.profile)
-    if plan.benchmark and not args.dry_run:
-        from harness.benchmarks import run_benchmark_plan
+    if plan.benchmark:
+        from harness.benchmarks import benchmark_command, run_benchmark_plan
         device = "cuda" if (args.gpus_per_run if args.gpus_per_run is not None else _default_gpus()) > 0 else "cpu"
+        if args.dry_run:
+            print(f"{plan.title}: measured by a benchmark, no training runs:\n  "
+                  + " ".join(benchmark_command(plan, profile.agent_size, Path(args.results_dir), device)))
+            return EXIT_OK
         return run_benchmark_plan(plan, profile.agent_size, Path(args.results_dir), device)
     seeds = args.seeds if args.seeds is not None else profile.seeds
     if seeds < 1:
