@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import inspect
 import json
 import math
 import os
@@ -188,17 +187,11 @@ def _train_and_evaluate(spec: RunSpec, store: RunStore, on_progress: OnProgress 
 
 
 def _evaluate(agent, spec: RunSpec, evaluate) -> dict[str, Any]:
-    """Evaluate; for figure plans also keep the first RECORDED_EPISODES episodes' observations.
-
-    When ``evaluate`` has no ``record`` option, the observations are taken from the agent's
-    ``act`` calls, which see every observation of every episode (columns 0..2 of the first batch).
-    """
+    """Evaluate; for figure plans also keep the first RECORDED_EPISODES episodes' observations,
+    taken from the agent's ``act`` calls, which see every observation of every episode."""
     kwargs = dict(episodes=spec.eval_episodes, seed=eval_seed(spec.seed), max_steps=spec.eval_max_steps)
     if not spec.record_trajectories:
         return {"result": evaluate(agent, spec.dataset, **kwargs), "trajectories": None}
-    if "record" in inspect.signature(evaluate).parameters:
-        result = evaluate(agent, spec.dataset, record=RECORDED_EPISODES, **kwargs)
-        return {"result": result, "trajectories": getattr(result, "trajectories", None)}
     recorder = _RecordingAgent(agent, RECORDED_EPISODES)
     result = evaluate(recorder, spec.dataset, **kwargs)
     return {"result": result, "trajectories": recorder.trajectories(result.lengths)}
