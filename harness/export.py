@@ -13,6 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
+from harness.plan import load_plan
 from harness.runs import git_commit, package_versions
 
 
@@ -27,8 +28,12 @@ def export(plan: str, profile: str, command: str, results_dir: Path, out_root: P
             copied.append(source.name)
     if not copied:
         raise SystemExit(f"export: no table {results_dir / plan}.md: run the plan first")
+    # the plan's own runs: its datasets and methods under this profile (a run shared with another
+    # plan is the same run, by its id, and belongs to both)
+    planned = load_plan(plan)
     runs = [json.loads(p.read_text()) for p in sorted((results_dir / "runs").glob("*/result.json"))]
-    runs = [r for r in runs if r.get("profile") == profile]
+    runs = [r for r in runs if r.get("profile") == profile and r.get("dataset") in planned.datasets
+            and r.get("method") in planned.methods]
     provenance = {
         "plan": plan, "profile": profile, "command": command, "files": copied,
         "runs": len(runs), "devices": sorted({r["device"] for r in runs}),
