@@ -50,7 +50,10 @@ class MageConfig:
     dead_code_restart_every: int = 200  # not in paper: tokenizer steps between restarts of unused codes
     dead_code_threshold: float = 1e-3   # not in paper: EMA usage share below which a code counts as dead
     lambda_cond: float = 1.0            # not in paper: L_cond weight; 1 puts it on the scale of L_CE at init
-    lambda_inv: float = 1.0             # not in paper: weight of L_inv in stage 2
+    lambda_inv: float = 1.0             # not in paper: weight of L_inv (stage 1 and stage 2)
+    inverse_in_tokenizer: bool = True   # not in paper: L_inv also trains E and the codebook in stage 1, so that Z keeps
+                                        # a_0 (§3.3: L_inv "encourages Z to preserve dynamics-consistent information");
+                                        # measured: without it the tokenizer's error swamps the one-step change that fixes a_0
     gumbel_tau: float = 1.0             # not in paper: standard Gumbel-softmax temperature (Jang et al.)
     cql_alpha: float = 1.0              # not in paper: CQL(H) penalty weight of the a+cql critic (Kumar et al. default scale)
     cql_actor_weight: float = 1.0       # not in paper: weight of -Q(s_0, a_0_hat)/|Q| in a+cql's generator loss (TD3+BC style)

@@ -49,13 +49,19 @@ class MageModel(nn.Module):
         """[B, obs_dim + 1]: (s_0, R_0), R_0 zeroed when the RTG is not a condition (Table 23)."""
         return torch.cat([s0_BS, R0_B1 if self.cfg.rtg_conditioned else torch.zeros_like(R0_B1)], dim=-1)
 
+    @property
+    def inverse_in_tokenizer(self) -> bool:
+        """Whether stage 1 trains the latent inverse dynamics (and, through it, E and the codebook)."""
+        return self.cfg.inverse_in_tokenizer and self.cfg.inverse_dynamics == "latent" and self.layout.actions is None
+
     def uses_adapters(self) -> bool:
         return self.cfg.decoder_refinement == "adapter"
 
     def stage_parameters(self, stage: int) -> list[nn.Parameter]:
         """Trainable parameters of stage 1 (tokenizer) or stage 2 (generator, inverse dynamics, D' part)."""
         if stage == 1:
-            return list(self.encoder.parameters()) + list(self.quantizer.parameters()) + self.decoder.base_parameters()
+            params = list(self.encoder.parameters()) + list(self.quantizer.parameters()) + self.decoder.base_parameters()
+            return params + list(self.latent_inverse.parameters()) if self.inverse_in_tokenizer else params
         params = list(self.generator.parameters()) + list(self.latent_inverse.parameters())
         if self.explicit_inverse is not None:
             params += list(self.explicit_inverse.parameters())

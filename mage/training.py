@@ -1,6 +1,7 @@
 """The two training stages' losses (one optimisation step's worth each).
 
-Stage 1 (tokenizer, MTAE): reconstruction MSE + VQ loss, with dead-code restarts.
+Stage 1 (tokenizer, MTAE): reconstruction MSE + VQ loss [+ lambda_inv L_inv through the straight-through
+f_hat, so that Z keeps a_0: config inverse_in_tokenizer], with dead-code restarts.
 Stage 2 (Alg. 5): L_CE (eq. 5) + lambda_cond L_cond (eq. 7, Gumbel-softmax straight-through into the
 adapter decoder D') + lambda_inv L_inv (eq. 6) [+ A+CQL's actor term]. Deviation from Alg. 5's
 sequential loop: the transformer runs once, teacher-forced from the ground-truth tokens (as VAR
@@ -44,6 +45,10 @@ def tokenizer_losses(model: MageModel, batch: dict, weights: torch.Tensor | None
     loss = recon + vq
     metrics = {"loss/recon": recon, "loss/vq": vq, "codebook/usage": stats["usage"],
                "codebook/perplexity": stats["perplexity"]}
+    if model.inverse_in_tokenizer:  # f_hat is straight-through: L_inv reaches the encoder
+        inv = weighted_mean((model.latent_inverse(f_hat) - batch["a0"]).pow(2).mean(1), weights)
+        loss = loss + model.cfg.lambda_inv * inv
+        metrics["loss/inv"] = inv
     return loss, metrics, f.detach().float().transpose(1, 2).reshape(-1, f.shape[1])
 
 

@@ -6,6 +6,10 @@ import pytest
 import torch
 
 from mage.agent import MageAgent
+from mage.config import resolve_config
+from mage.data import Normalizer, WindowSampler
+from mage.model import MageModel
+from mage.training import tokenizer_losses
 from tests.mage_fixtures import TEST_CONFIG, point_mass_dataset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -16,7 +20,7 @@ ABLATIONS = [
     {"rtg_in_decoder": False}, {"rtg_in_fine_scales": False}, {"rtg_in_cond_loss": False},
     {"inverse_dynamics": "explicit"}, {"decoder_refinement": "direct"}, {"decoder_refinement": "none"},
     {"rtg_mode": "reweight"}, {"rtg_mode": "none"}, {"replan_every": 3},
-    {"target_return_quantile": 0.5, "target_return_scale": 1.5},
+    {"target_return_quantile": 0.5, "target_return_scale": 1.5}, {"inverse_in_tokenizer": False},
 ]
 
 
@@ -53,6 +57,23 @@ def test_unknown_key_and_nan_loss_raise(data):
     broken.observations[:] = np.nan
     with pytest.raises(FloatingPointError, match=r"loss.* at step 1"):
         MageAgent(seed=0).fit(broken, TEST_CONFIG, 2)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_stage_one_inverse_loss_trains_the_encoder_only_when_switched_on(data, enabled):
+    """inverse_in_tokenizer: L_inv joins stage 1 and its gradient reaches E through the straight-through f_hat."""
+    torch.manual_seed(0)
+    model = MageModel(resolve_config({**TEST_CONFIG, "inverse_in_tokenizer": enabled}), data.obs_dim, data.act_dim)
+    norm = Normalizer.from_data(data, 1.0, 1.0)
+    sampler = WindowSampler(data, norm, model.layout, model.cfg.horizon, torch.device("cpu"))
+    _, metrics, _ = tokenizer_losses(model, sampler.sample(16, torch.Generator().manual_seed(0)), None)
+    stage1 = {id(p) for p in model.stage_parameters(1)}
+    assert all((id(p) in stage1) == enabled for p in model.latent_inverse.parameters())
+    assert ("loss/inv" in metrics) == enabled
+    if enabled:
+        metrics["loss/inv"].backward()
+        assert model.encoder.out.weight.grad.abs().sum() > 0
+        assert model.quantizer.codebook.weight.grad is None  # the codebook learns from the VQ loss alone
 
 
 def test_observe_rolls_the_target_return_down_like_dt(data):
@@ -116,3 +137,16 @@ def test_resume_from_a_mid_training_checkpoint_is_exact(data, overrides):
         for (name, p), (_, q) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
             assert torch.equal(p, q), (half, name)
         assert resumed.opt2.state_dict()["state"].keys() == straight.opt2.state_dict()["state"].keys()
+
+
+def test_diagnostics_report_every_stage_and_the_response_to_the_target(data):
+    from bench.mage_diagnostics import TARGET_FRACTIONS, diagnose
+    agent = MageAgent(seed=0)
+    agent.fit(data, TEST_CONFIG, 6)
+    figures = diagnose(agent, data, goal_xy=np.zeros(2), samples=64)
+    assert len(figures["token_accuracy_per_scale"]) == TEST_CONFIG["num_scales"]
+    assert all(0.0 <= a <= 1.0 for a in figures["token_accuracy_per_scale"])
+    for name in ("action_variance", "recon_state_mse", "inverse_mse_true_Z", "inverse_mse_generated_Z", "plan_start_mse"):
+        assert np.isfinite(figures[name]) and figures[name] >= 0, name
+    assert [row["fraction"] for row in figures["by_target"]] == list(TARGET_FRACTIONS)
+    assert all(row["goal_distance_plan_end"] > 0 for row in figures["by_target"])
