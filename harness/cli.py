@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="GPUs per run, fractions allowed (default: 1 when CUDA is available, else 0)")
     parser.add_argument("--results-dir", default="results", help="where tables and runs go (default results/)")
     parser.add_argument("--dry-run", action="store_true", help="show the plan, missing data and GPU-hours; run nothing")
+    parser.add_argument("--report-only", action="store_true",
+                        help="write the table from the runs finished so far (others show as missing); run nothing")
     parser.add_argument("--fresh", action="store_true", help="forget the plan's finished runs and start over")
     parser.add_argument("--download", action="store_true", help="download missing Minari datasets first")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.KEY=VALUE",
@@ -91,7 +93,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.cpus_per_run <= 0 or gpus_per_run < 0:
         raise ValueError("--cpus-per-run must be > 0 and --gpus-per-run >= 0")
 
-    missing = _missing_data(plan, profile.data_size)
+    # a report needs no data: it reads finished runs only (e.g. a sweep still running elsewhere)
+    missing = {} if args.report_only else _missing_data(plan, profile.data_size)
     if missing and not args.dry_run:
         if not args.download:
             first = next(iter(missing.values()))
@@ -112,10 +115,11 @@ def _run(args: argparse.Namespace) -> int:
         print(describe_plan(plan, planned, store, profile.name, seeds, missing, horizons))
         return EXIT_OK
 
-    if args.fresh:
+    if args.fresh and not args.report_only:
         for run in planned:
             store.forget(run.spec.run_id)
-    _sweep(planned, store, args, gpus_per_run, profile.data_size, results_dir)
+    if not args.report_only:
+        _sweep(planned, store, args, gpus_per_run, profile.data_size, results_dir)
 
     from harness.aggregate import render
     from harness.store import runs_frame

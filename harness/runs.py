@@ -171,8 +171,8 @@ def _train_and_evaluate(spec: RunSpec, store: RunStore, on_progress: OnProgress 
     success = episodes["result"].success
     result = {
         "run_id": spec.run_id, "method": spec.method, "dataset": spec.dataset, "seed": spec.seed,
-        "profile": spec.profile, "config": spec.config, "steps": spec.steps,
-        "eval_episodes": spec.eval_episodes, "eval_max_steps": spec.eval_max_steps, "eval_seed": eval_seed(spec.seed),
+        "profile": spec.profile, "data_profile": spec.data_profile or spec.profile, "config": spec.config,
+        "steps": spec.steps, "eval_episodes": spec.eval_episodes, "eval_max_steps": spec.eval_max_steps, "eval_seed": eval_seed(spec.seed),
         "returns": np.asarray(episodes["result"].returns, np.float64).tolist(), "normalized": normalized.tolist(),
         "success": None if success is None else [bool(s) for s in success],
         "lengths": [int(n) for n in episodes["result"].lengths],

@@ -65,6 +65,19 @@ def test_list_names_every_plan_with_its_data(env, capsys):
     assert "pen-human" in out
 
 
+def test_report_only_writes_the_table_of_finished_runs_and_runs_nothing(env, capsys, tmp_path):
+    results_dir = tmp_path / "results"
+    argv = ["--table", "902", "--profile", "smoke", "--executor", "local", "--quiet", "--results-dir", str(results_dir)]
+    assert main(argv + ["--report-only"]) == 1   # nothing finished yet: every cell missing
+    assert "missing" in capsys.readouterr().out and not (tmp_path / "fit.log").exists()
+    assert (results_dir / "table902.csv").exists()
+    assert main(argv) == 1                        # the real sweep: one run done, one NaN failure
+    before = fit_events(tmp_path / "fit.log")
+    assert main(argv + ["--report-only"]) == 1    # reports; the failed run is not retried
+    assert fit_events(tmp_path / "fit.log") == before
+    assert "failed" in capsys.readouterr().out
+
+
 def test_nan_loss_fails_the_run_and_is_retried(env, capsys, tmp_path):
     argv = ["--table", "902", "--profile", "smoke", "--executor", "local", "--quiet",
             "--results-dir", str(tmp_path / "results")]
