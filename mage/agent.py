@@ -126,6 +126,9 @@ class MageAgent:
         model.set_stage(stage)
         batch = sampler.sample(cfg.batch_size, self.sample_gen)
         weights = sample_weights(model, batch, self.norm.rtg_min, self.norm.rtg_max)
+        if stage == 2 and cfg.cond_relabel:   # targets for the relabelled L_cond pass, from the sampling generator
+            u = torch.rand(batch["R0"].shape, generator=self.sample_gen).to(self.device)
+            batch["R0_relabel"] = self.norm.rtg_min + u * (self.norm.rtg_max - self.norm.rtg_min)
         opt = self.opt1 if stage == 1 else self.opt2
         with self._autocast():
             if stage == 1:

@@ -54,6 +54,9 @@ class MageConfig:
     inverse_in_tokenizer: bool = True   # not in paper: L_inv also trains E and the codebook in stage 1, so that Z keeps
                                         # a_0 (§3.3: L_inv "encourages Z to preserve dynamics-consistent information");
                                         # measured: without it the tokenizer's error swamps the one-step change that fixes a_0
+    cond_relabel: bool = False          # not in paper: L_cond also on a second pass whose R_0 is drawn uniformly from the
+                                        # data's range, so the plan starts at s_0 under any target (bench/README.md,
+                                        # "MAGE diagnostics": high targets move the plan's start toward the goal)
     gumbel_tau: float = 1.0             # not in paper: standard Gumbel-softmax temperature (Jang et al.)
     cql_alpha: float = 1.0              # not in paper: CQL(H) penalty weight of the a+cql critic (Kumar et al. default scale)
     cql_actor_weight: float = 1.0       # not in paper: weight of -Q(s_0, a_0_hat)/|Q| in a+cql's generator loss (TD3+BC style)

@@ -89,14 +89,21 @@ def generator_losses(model: MageModel, batch: dict, weights: torch.Tensor | None
         cond_cols.append(lay.rtg)
     need_decode = (cfg.decoder_refinement != "none" and cond_cols) or model.critic is not None
     if need_decode:
-        y_BLV = F.gumbel_softmax(logits_BLV, tau=gumbel_gen_tau, hard=True)  # straight-through one-hots
-        onehots = list(torch.split(y_BLV, list(cfg.scales), dim=1))
-        Z = torch.stack(q.soft_to_scale_features(onehots)).sum(0)
-        x_hat = model.decoder(Z, decoder_rtg(model, batch), use_adapters=model.uses_adapters()).float()
+        x_hat = decode_sampled(model, logits_BLV, decoder_rtg(model, batch), gumbel_gen_tau)
         if cfg.decoder_refinement != "none" and cond_cols:
             cols = torch.tensor(cond_cols, device=x_hat.device)
             cond_B = (x_hat[:, 0, cols] - batch["window"][:, 0, cols]).pow(2).mean(1)
             l_cond = weighted_mean(cond_B, weights)
+            if "R0_relabel" in batch and cfg.rtg_conditioned:   # cond_relabel: under any target, start at s_0
+                R0_new = batch["R0_relabel"]
+                logits_new = model.generator(model.condition(batch["s0"], R0_new), tf_in, model.rtg_index).float()
+                x_new = decode_sampled(model, logits_new, R0_new, gumbel_gen_tau)
+                target = batch["window"][:, 0].clone()
+                if lay.rtg is not None:
+                    target[:, lay.rtg] = R0_new[:, 0]
+                relabelled = weighted_mean((x_new[:, 0, cols] - target[:, cols]).pow(2).mean(1), weights)
+                metrics["loss/cond_relabel"] = relabelled
+                l_cond = l_cond + relabelled
             loss = loss + cfg.lambda_cond * l_cond
             metrics["loss/cond"] = l_cond
         if model.critic is not None:
@@ -107,6 +114,14 @@ def generator_losses(model: MageModel, batch: dict, weights: torch.Tensor | None
             loss = loss + cfg.cql_actor_weight * actor
             metrics["loss/actor"] = actor
     return loss, metrics
+
+
+def decode_sampled(model: MageModel, logits_BLV: torch.Tensor, R0_B1: torch.Tensor, tau: float) -> torch.Tensor:
+    """D'(Z, R_0) [B, H, F] of Gumbel-softmax straight-through samples of every scale's logits (Alg. 5, l.14-24)."""
+    y_BLV = F.gumbel_softmax(logits_BLV, tau=tau, hard=True)
+    onehots = list(torch.split(y_BLV, list(model.cfg.scales), dim=1))
+    Z = torch.stack(model.quantizer.soft_to_scale_features(onehots)).sum(0)
+    return model.decoder(Z, R0_B1, use_adapters=model.uses_adapters()).float()
 
 
 def critic_loss(model: MageModel, batch: dict, generator: torch.Generator) -> torch.Tensor:

@@ -21,6 +21,7 @@ ABLATIONS = [
     {"inverse_dynamics": "explicit"}, {"decoder_refinement": "direct"}, {"decoder_refinement": "none"},
     {"rtg_mode": "reweight"}, {"rtg_mode": "none"}, {"replan_every": 3},
     {"target_return_quantile": 0.5, "target_return_scale": 1.5}, {"inverse_in_tokenizer": False},
+    {"cond_relabel": True},
 ]
 
 
@@ -121,7 +122,7 @@ def test_same_seed_same_actions_and_save_load_identical_actions(data):
     np.testing.assert_array_equal(_actions(restored, data), _actions(a, data))
 
 
-@pytest.mark.parametrize("overrides", [{"dropout": 0.1}, {"scheme": "a+cql", "dropout": 0.1}])
+@pytest.mark.parametrize("overrides", [{"dropout": 0.1}, {"scheme": "a+cql", "dropout": 0.1}, {"cond_relabel": True}])
 def test_resume_from_a_mid_training_checkpoint_is_exact(data, overrides):
     """N steps straight == N/2 steps, save, load into a fresh agent, fit on to N (crosses both stages)."""
     cfg = {**TEST_CONFIG, **overrides, "tokenizer_fraction": 0.6}
@@ -137,6 +138,14 @@ def test_resume_from_a_mid_training_checkpoint_is_exact(data, overrides):
         for (name, p), (_, q) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
             assert torch.equal(p, q), (half, name)
         assert resumed.opt2.state_dict()["state"].keys() == straight.opt2.state_dict()["state"].keys()
+
+
+def test_cond_relabel_adds_the_relabelled_start_loss_to_stage_2_only(data):
+    seen = []
+    MageAgent(seed=0).fit(data, {**TEST_CONFIG, "cond_relabel": True}, 6, lambda step, m: seen.append(m))
+    stage2 = [m for m in seen if m["stage"] == 2.0]
+    assert stage2 and all(0 < m["loss/cond_relabel"] < m["loss/cond"] for m in stage2)
+    assert all("loss/cond_relabel" not in m for m in seen if m["stage"] == 1.0)
 
 
 def test_diagnostics_report_every_stage_and_the_response_to_the_target(data):
