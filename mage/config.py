@@ -51,9 +51,9 @@ class MageConfig:
     dead_code_threshold: float = 1e-3   # not in paper: EMA usage share below which a code counts as dead
     lambda_cond: float = 1.0            # not in paper: L_cond weight; 1 puts it on the scale of L_CE at init
     lambda_inv: float = 1.0             # not in paper: weight of L_inv (stage 1 and stage 2)
-    inverse_in_tokenizer: bool = True   # not in paper: L_inv also trains E and the codebook in stage 1, so that Z keeps
-                                        # a_0 (§3.3: L_inv "encourages Z to preserve dynamics-consistent information");
-                                        # measured: without it the tokenizer's error swamps the one-step change that fixes a_0
+    inverse_in_tokenizer: bool = True   # not in paper (our reading of §3.3, where L_inv "encourages the latent Z to preserve
+                                        # dynamics-consistent information"): L_inv also trains I and, through the
+                                        # straight-through f_hat, the encoder E in stage 1, so that Z keeps a_0
     cond_relabel: bool = False          # not in paper: L_cond also on a second pass whose R_0 is drawn uniformly from the
                                         # data's range, so the plan starts at s_0 under any target (bench/README.md,
                                         # "MAGE diagnostics": high targets move the plan's start toward the goal)

@@ -51,7 +51,7 @@ class MageModel(nn.Module):
 
     @property
     def inverse_in_tokenizer(self) -> bool:
-        """Whether stage 1 trains the latent inverse dynamics (and, through it, E and the codebook)."""
+        """Whether stage 1 trains the latent inverse dynamics (and, through it, the encoder E)."""
         return self.cfg.inverse_in_tokenizer and self.cfg.inverse_dynamics == "latent" and self.layout.actions is None
 
     def uses_adapters(self) -> bool:
