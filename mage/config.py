@@ -56,7 +56,8 @@ class MageConfig:
                                         # straight-through f_hat, the encoder E in stage 1, so that Z keeps a_0
     cond_relabel: bool = False          # not in paper: L_cond also on a second pass whose R_0 is drawn uniformly from the
                                         # data's range, so the plan starts at s_0 under any target (bench/README.md,
-                                        # "MAGE diagnostics": high targets move the plan's start toward the goal)
+                                        # "MAGE diagnostics": high targets move the plan's start toward the goal;
+                                        # measured: it removes that, but did not raise the quick-profile score)
     gumbel_tau: float = 1.0             # not in paper: standard Gumbel-softmax temperature (Jang et al.)
     cql_alpha: float = 1.0              # not in paper: CQL(H) penalty weight of the a+cql critic (Kumar et al. default scale)
     cql_actor_weight: float = 1.0       # not in paper: weight of -Q(s_0, a_0_hat)/|Q| in a+cql's generator loss (TD3+BC style)
