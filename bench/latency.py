@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from mage.config import MageConfig  # noqa: E402
-from timing import WARMUP_CALLS, time_calls  # noqa: E402  (bench/timing.py, beside this script)
+from timing import WARMUP_CALLS, prepare_device, time_calls, write_csv  # noqa: E402  (bench/timing.py, beside this script)
 from mage.fast_act import FastActor  # noqa: E402
 from mage.model import MageModel  # noqa: E402
 from mage.policy import plan_actions  # noqa: E402
@@ -185,17 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.n_actions < 1 or any(b < 1 for b in args.batch_sizes):
         print("error: --n-actions and --batch-sizes must be >= 1", file=sys.stderr)
         return 2
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("error: --device cuda asked for, but torch sees no CUDA device", file=sys.stderr)
+    if not prepare_device(args.device, args.threads):
         return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
     df = table8(args.device, args.batch_sizes, args.n_actions, args.methods, args.warmup, args.mage_profile)
     print(format_table(df))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(args.out, index=False)
-        print(f"wrote {args.out}")
+    write_csv(df, args.out)
     return 0
 
 

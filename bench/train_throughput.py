@@ -37,7 +37,7 @@ from mage.data import Normalizer, WindowSampler  # noqa: E402
 from mage.generator import Block  # noqa: E402
 from mage.model import MageModel  # noqa: E402
 from mage.training import generator_losses  # noqa: E402
-from timing import time_calls  # noqa: E402  (bench/timing.py, beside this script)
+from timing import prepare_device, time_calls, write_csv  # noqa: E402  (bench/timing.py, beside this script)
 
 OBS_DIM, ACT_DIM, EPISODE_LEN, EPISODES = 45, 24, 100, 500
 WARMUP_STEPS = 5  # not in paper: allocator and kernel selection settle in a few steps
@@ -160,20 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_size < 1 or args.steps < 1:
         print("error: --batch-size and --steps must be >= 1", file=sys.stderr)
         return 2
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("error: --device cuda asked for, but torch sees no CUDA device", file=sys.stderr)
+    if not prepare_device(args.device, args.threads):
         return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
     df = throughput(args.device, args.batch_size, args.steps, args.profile, args.warmup)
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
     print(f"Training throughput on {name}, profile {args.profile}, batch {args.batch_size}")
     print(df[["model", "seq_len", "step_ms", "step_ms_std", "samples_per_s", "ratio_to_plain"]].to_string(
         index=False, float_format=lambda v: f"{v:.2f}"))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(args.out, index=False)
-        print(f"wrote {args.out}")
+    write_csv(df, args.out)
     return 0
 
 
