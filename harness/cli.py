@@ -11,7 +11,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from harness.plan import Plan, PlanError, load_plan, plan_name
+from harness.plan import Column, Plan, PlanError, load_plan, plan_name
 from harness.profiles import PROFILE_NAMES, load_profile
 from harness.store import RunStore
 
@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--ablation", metavar="NAME", help="an ablation, e.g. scales")
     which.add_argument("--figure", type=int, metavar="N", help="a paper figure, e.g. 3")
     parser.add_argument("--profile", choices=PROFILE_NAMES, default="paper", help="smoke | quick | paper (default) | h100-budget (see harness/profiles.yaml)")
-    parser.add_argument("--methods", help="comma-separated methods of the plan to run (default: all)")
+    parser.add_argument("--methods", help="comma-separated methods to run (default: the plan's); a registered method "
+                        "the plan lacks, e.g. bc in Table 4, is added as an extra column")
     parser.add_argument("--datasets", help="comma-separated datasets of the plan to run (default: all)")
     parser.add_argument("--seeds", type=int, metavar="N", help="seeds per cell (default: the profile's)")
     parser.add_argument("--executor", choices=("ray", "local"), default="ray",
@@ -130,21 +131,36 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _select(plan: Plan, methods: str | None, datasets: str | None) -> Plan:
-    """``plan`` restricted to the methods / datasets named on the command line."""
+    """``plan`` restricted to the methods / datasets named on the command line.
+
+    A named method that the plan does not run but the harness has (say BC beside Table 4's
+    baselines) becomes one more column; it takes over a paper-only column of the same label, so
+    the paper's number for it still shows beside ours."""
     if methods:
-        wanted = _names(methods, plan.methods, "method", plan.name)
-        plan = dataclasses.replace(plan, columns=tuple(c for c in plan.columns if not c.is_run or c.method in wanted))
+        from harness.methods import method_label, registered_methods
+        others = tuple(m for m in registered_methods() if m not in plan.methods)
+        wanted = _names(methods, (*plan.methods, *others), "method",
+                        f"plan {plan.name} runs {', '.join(plan.methods) or 'none'}; the harness also has {', '.join(others)}")
+        columns = [c for c in plan.columns if not c.is_run or c.method in wanted]
+        for method in sorted(wanted - set(plan.methods)):
+            label = method_label(method)
+            paper_twin = next((i for i, c in enumerate(columns) if c.paper_only and c.label == label), None)
+            if paper_twin is None:
+                columns.append(Column(label=label, method=method, paper_column=label))
+            else:
+                columns[paper_twin] = dataclasses.replace(columns[paper_twin], method=method, paper_only=False)
+        plan = dataclasses.replace(plan, columns=tuple(columns))
     if datasets:
-        wanted = _names(datasets, plan.datasets, "dataset", plan.name)
+        wanted = _names(datasets, plan.datasets, "dataset", f"plan {plan.name} has {', '.join(plan.datasets)}")
         plan = dataclasses.replace(plan, rows=tuple(r for r in plan.rows if r.dataset in wanted))
     return plan
 
 
-def _names(text: str, known: tuple[str, ...], what: str, plan: str) -> set[str]:
+def _names(text: str, known: tuple[str, ...], what: str, choices: str) -> set[str]:
     names = {name.strip() for name in text.split(",") if name.strip()}
     unknown = sorted(names - set(known))
     if unknown:
-        raise ValueError(f"{what} {unknown[0]!r} is not in plan {plan}; its {what}s: {', '.join(known)}")
+        raise ValueError(f"unknown {what} {unknown[0]!r}: {choices}")
     return names
 
 

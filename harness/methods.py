@@ -17,6 +17,9 @@ METHODS: dict[str, str] = {
     "cql": "baselines.cql:CQLAgent",
 }
 
+# How tables name a method's column when no plan gives it a label (reproduce.py --methods bc on Table 4).
+METHOD_LABELS = {"mage": "MAGE", "dt": "DT", "iql": "IQL", "diffuser": "Diffuser", "bc": "BC", "cql": "CQL"}
+
 # Extra methods, e.g. "toy=tests.toy_agent:ToyAgent,other=pkg.mod:Cls": lets tests and users register
 # agents without editing this file; an environment variable because Ray workers inherit it.
 EXTRA_METHODS_ENV = "MAGE_HARNESS_EXTRA_METHODS"
@@ -31,6 +34,11 @@ def registered_methods() -> dict[str, str]:
             raise ValueError(f"{EXTRA_METHODS_ENV} entry {item!r} is not NAME=module:Class")
         methods[name.strip()] = target.strip()
     return methods
+
+
+def method_label(name: str) -> str:
+    """The column label of ``name`` in a table (its own name for methods registered by the user)."""
+    return METHOD_LABELS.get(name, name)
 
 
 def agent_class(name: str):

@@ -6,6 +6,9 @@ sorted; nested dicts sorted), so a policy sees the same vector in training and e
 """
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -48,6 +51,22 @@ class SuccessInfo(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
+def remove_maze_xml(maze_env: gym.Env) -> None:
+    """Delete the model file a Gymnasium-Robotics maze env (PointMaze, AntMaze) leaves behind.
+
+    gymnasium-robotics 1.4.2 writes each maze's MuJoCo model to ``<tmp>/ant_maze<time>.xml``
+    (beside its TemporaryDirectory, not in it) and never deletes it: one file per env built, so
+    thousands per sweep. MuJoCo has read the file by the time the env exists. Other envs: no-op."""
+    inner = maze_env.unwrapped
+    for body in ("point_env", "ant_env"):
+        model_path = getattr(getattr(inner, body, None), "fullpath", None)
+        if model_path is None:
+            continue
+        model_path = Path(model_path)
+        if model_path.name.startswith("ant_maze") and model_path.parent == Path(tempfile.gettempdir()):
+            model_path.unlink(missing_ok=True)
+
+
 def make_env(spec, seed: int | None = None, max_steps: int | None = None) -> gym.Env:
     """A gymnasium Env for ``spec`` (a DatasetSpec): flat float32 Box observation, episodes cut at
     ``max_steps`` (default ``spec.horizon``), ``info["success"]`` unless the suite's rule is ``none``.
@@ -62,6 +81,7 @@ def make_env(spec, seed: int | None = None, max_steps: int | None = None) -> gym
 
         gym.register_envs(gymnasium_robotics)
         env = gym.make(spec.env["id"], max_episode_steps=limit, disable_env_checker=True, **kwargs)
+        remove_maze_xml(env)
     else:
         from suites.registry import load_entry
 

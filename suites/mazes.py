@@ -23,6 +23,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from suites.envs import remove_maze_xml
+
 REWARD_RADIUS = 0.5          # D4RL maze2d: sparse reward 1 within 0.5 of the goal
 HORIZONS = {"umaze": 300, "medium": 600, "large": 800}   # D4RL maze2d-v1 max_episode_steps
 
@@ -198,6 +200,7 @@ class PointMaze2D(gym.Env):
         self.start_mode, self.goal_mode, self.goal_in_obs = start, goal, goal_in_obs
         # The gymnasium env is used only for its MuJoCo model; goals and resets are handled here.
         self._maze_env = PointMazeEnv(maze_map=self.layout.gymnasium_map(), continuing_task=True)
+        remove_maze_xml(self._maze_env)
         self._point = self._maze_env.point_env
         self.fixed_start_cell = _farthest_cell(self.layout, self.layout.goal_cell)
         dim = 6 if goal_in_obs else 4

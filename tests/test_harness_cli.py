@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
-from harness.cli import main
+from harness.cli import _select, main
+from harness.plan import Column, Plan, Row
 from tests.harness_support import fit_events, harness_env, reproduce, write_plans
 
 
@@ -32,7 +34,8 @@ def _one_line_error(capsys, argv: list[str]) -> str:
     (["--table", "901", "--set", "toy.nonexistent=1"], "'nonexistent'"),
     (["--table", "901", "--set", "mage.nonexistent=1"], "mage"),
     (["--table", "901", "--set", "nomethod.lr=1"], "unknown method 'nomethod'"),
-    (["--table", "901", "--methods", "dt"], "'dt' is not in plan table901"),
+    (["--table", "901", "--methods", "nomethod"], "unknown method 'nomethod': plan table901 runs toy"),
+    (["--table", "901", "--datasets", "hopper-medium"], "unknown dataset 'hopper-medium': plan table901 has"),
     (["--table", "901", "--profile", "huge"], "invalid choice"),
 ])
 def test_bad_input_is_one_line_and_exit_2(env, capsys, argv, says):
@@ -91,3 +94,25 @@ def test_nan_loss_fails_the_run_and_is_retried(env, capsys, tmp_path):
     events = fit_events(tmp_path / "fit.log")
     assert events["start", "nan", "0"] == 2 and events["end", "nan", "0"] == 0
     assert events["start", "ok", "0"] == 1 and events["end", "ok", "0"] == 1
+
+
+def test_methods_adds_a_registered_method_the_plan_lacks_as_a_column(env, tmp_path):
+    """--methods toy,bc on a toy-only plan: BC is trained, evaluated and tabled beside the toy."""
+    results_dir = tmp_path / "results"
+    assert main(["--table", "903", "--datasets", "maze2d-umaze", "--methods", "toy,bc", "--profile", "smoke",
+                 "--executor", "local", "--quiet", "--results-dir", str(results_dir)]) == 0
+    bc_results = [json.loads(p.read_text()) for p in (results_dir / "runs").glob("bc-*/result.json")]
+    assert len(bc_results) == 1 and bc_results[0]["dataset"] == "maze2d-umaze"
+    table = pd.read_csv(results_dir / "table903.csv")
+    bc_cell = table[(table["kind"] == "cell") & (table["column"] == "BC")]
+    assert len(bc_cell) == 1 and bc_cell["ours_mean"].iloc[0] == pytest.approx(bc_results[0]["score"])
+
+
+def test_an_added_method_takes_over_its_paper_only_column():
+    """A plan that shows BC from the paper runs it under --methods bc, keeping the paper's number."""
+    plan = Plan(name="t", kind="table", title="t", paper_table=3, spread="se",
+                rows=(Row("Hopper Medium", "hopper-medium", "Hopper Medium"),),
+                columns=(Column("BC", None, paper_only=True, paper_column="BC"),
+                         Column("MAGE", "mage", paper_column="MAGE")))
+    selected = _select(plan, "bc", None)
+    assert [(c.label, c.method, c.is_run, c.paper_column) for c in selected.columns] == [("BC", "bc", True, "BC")]
