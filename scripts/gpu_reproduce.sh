@@ -32,7 +32,8 @@ printf '#!/bin/sh\nexec %q "$@"\n' "$(command -v "$py")" >"$shim/python"
 chmod +x "$shim/python"
 export PATH="$shim:$PATH"
 
-nvidia-smi --query-gpu=name,memory.total --format=csv
+# (no nvidia-smi: a CPU rehearsal, as tests/test_gpu_script.py runs it)
+nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null || echo "nvidia-smi not found: no GPU, runs go to the CPU"
 # fail in seconds, not after the training, when a package is missing
 "$py" -c "import torch, gymnasium_robotics, minari, ogbench.locomaze, mujoco, diffusers, pandas
 from rliable import library
