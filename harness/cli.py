@@ -139,8 +139,9 @@ def _select(plan: Plan, methods: str | None, datasets: str | None) -> Plan:
     if methods:
         from harness.methods import method_label, registered_methods
         others = tuple(m for m in registered_methods() if m not in plan.methods)
+        also = f"; the harness also has {', '.join(others)}" if others else ""
         wanted = _names(methods, (*plan.methods, *others), "method",
-                        f"plan {plan.name} runs {', '.join(plan.methods) or 'none'}; the harness also has {', '.join(others)}")
+                        f"plan {plan.name} runs {', '.join(plan.methods) or 'none'}{also}")
         columns = [c for c in plan.columns if not c.is_run or c.method in wanted]
         for method in sorted(wanted - set(plan.methods)):
             label = method_label(method)

@@ -52,18 +52,20 @@ class SuccessInfo(gym.Wrapper):
 
 
 def remove_maze_xml(maze_env: gym.Env) -> None:
-    """Delete the model file a Gymnasium-Robotics maze env (PointMaze, AntMaze) leaves behind.
+    """Delete the temporary MuJoCo model file a maze env leaves behind; other envs: no-op.
 
-    gymnasium-robotics 1.4.2 writes each maze's MuJoCo model to ``<tmp>/ant_maze<time>.xml``
-    (beside its TemporaryDirectory, not in it) and never deletes it: one file per env built, so
-    thousands per sweep. MuJoCo has read the file by the time the env exists. Other envs: no-op."""
+    Gymnasium-Robotics 1.4.2 (PointMaze, AntMaze) writes each maze's model to
+    ``<tmp>/ant_maze<time>.xml`` (beside its TemporaryDirectory, not in it), OGBench 1.2.2's
+    locomaze to a ``tempfile.mkstemp`` ``<tmp>/tmp*.xml``; neither deletes it, so every env built
+    left a file: thousands per sweep. MuJoCo has read the file by the time the env exists."""
     inner = maze_env.unwrapped
-    for body in ("point_env", "ant_env"):
-        model_path = getattr(getattr(inner, body, None), "fullpath", None)
+    for body in (inner, getattr(inner, "point_env", None), getattr(inner, "ant_env", None)):
+        model_path = getattr(body, "fullpath", None)
         if model_path is None:
             continue
         model_path = Path(model_path)
-        if model_path.name.startswith("ant_maze") and model_path.parent == Path(tempfile.gettempdir()):
+        if (model_path.suffix == ".xml" and model_path.name.startswith(("ant_maze", "tmp"))
+                and model_path.parent == Path(tempfile.gettempdir())):
             model_path.unlink(missing_ok=True)
 
 

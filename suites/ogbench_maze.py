@@ -23,6 +23,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from suites.envs import remove_maze_xml
+
 ENV_NAME = "pointmaze-giant-v0"
 NUM_TASKS = 5
 EPISODE_STEPS = 2001     # OGBench commands.sh: giant navigate --max_episode_steps=2001
@@ -32,7 +34,9 @@ ACTION_NOISE = 0.5       # OGBench commands.sh: pointmaze --noise=0.5
 def _base_env(**kwargs) -> gym.Env:
     import ogbench.locomaze  # noqa: F401  (registers pointmaze-*-v0)
 
-    return gym.make(ENV_NAME, **kwargs)
+    env = gym.make(ENV_NAME, **kwargs)
+    remove_maze_xml(env)
+    return env
 
 
 class GoalInObservation(gym.Wrapper):

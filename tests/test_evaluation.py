@@ -79,13 +79,13 @@ def test_rejects_zero_episodes():
         evaluate(None, KEY, episodes=0, seed=0)
 
 
-@pytest.mark.parametrize("key", ["maze2d-umaze", "antmaze-umaze"])
+@pytest.mark.parametrize("key", ["maze2d-umaze", "antmaze-umaze", "pointmaze-giant"])
 def test_maze_envs_leave_no_model_file_behind(key, tmp_path, monkeypatch):
-    """Gymnasium-Robotics writes each maze's MuJoCo model to <tmp>/ant_maze*.xml and keeps it;
-    make_env removes it, and the env still runs."""
+    """Gymnasium-Robotics and OGBench write each maze's MuJoCo model to a temporary .xml and keep
+    it; make_env removes it, and the env still runs."""
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     env = make_env(registry.dataset_spec(key), seed=0)
     obs, *_ = env.step(env.action_space.sample())
     assert np.isfinite(obs).all()
-    assert list(tmp_path.glob("ant_maze*.xml")) == []
+    assert list(tmp_path.glob("*.xml")) == []
     env.close()
