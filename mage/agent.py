@@ -33,8 +33,8 @@ class MageAgent:
         # not in paper: a tiny model that fits ~20k maze2d steps in seconds on one CPU core
         "smoke": dict(steps=200, **TINY),
         # not in paper: a real look in ~20 minutes on one CPU core (a small model over the paper's horizon
-        # 24). 6,000 steps, not 2,000: on maze2d-umaze seeds 0-2 scored -2.9 on average at 2,000 steps
-        # and 20.2 at 6,000 (every seed better; README "Learning checks")
+        # 24). 6,000 steps, not 2,000: on maze2d-umaze seeds 0-3 scored -2.1 on average at 2,000 steps
+        # and 21.2 at 6,000 (every seed better; README "Learning checks")
         "quick": dict(steps=6000, embed_dim=64, num_heads=4, num_blocks=3, codebook_size=128, codebook_dim=16,
                       tokenizer_width=64, tokenizer_depth=2, adapter_dim=16, batch_size=64, horizon=24,
                       num_scales=6, dropout=0.1, dead_code_restart_every=100),
