@@ -1,8 +1,10 @@
 """One run: (method, dataset, seed, resolved config, profile, evaluation settings) → result.json.
 
 ``execute_run`` loads the data, builds the agent, resumes it from ``checkpoint.pt`` when one exists,
-trains with ``on_step`` doing progress, training curves, NaN detection and periodic checkpoints,
-evaluates with ``suites.evaluation.evaluate`` and writes ``result.json`` atomically. Any failure is
+trains with ``on_step`` doing progress, training curves, NaN detection, periodic evaluations and
+periodic checkpoints, evaluates with ``suites.evaluation.evaluate`` and writes ``result.json`` atomically.
+A periodic evaluation plays a copy of the agent (rebuilt from its state_dict) under forked torch and
+numpy RNGs, so the training trajectory, and with it the final score, is the same with or without it. Any failure is
 written to ``failure.json`` with a one-line reason; the next invocation retries the run.
 """
 from __future__ import annotations
@@ -33,8 +35,9 @@ RECORDED_EPISODES = 3   # figure plans keep the observation trajectories of the 
 @dataclass(frozen=True)
 class RunSpec:
     """Everything that decides a run's outcome. ``run_id`` hashes all of it except where it runs
-    (``device``) and how it is bookkept (``checkpoint_every``, ``curve_points``), so a run is found
-    again from any machine and any profile file edit that does not change its result."""
+    (``device``) and how it is bookkept (``checkpoint_every``, ``curve_points``, the periodic
+    evaluations), so a run is found again from any machine and any profile file edit that does not
+    change its result."""
     method: str
     dataset: str                      # suites dataset key, e.g. "maze2d-umaze"
     seed: int
@@ -46,12 +49,14 @@ class RunSpec:
     record_trajectories: bool = False
     checkpoint_every: int = 1000
     curve_points: int = 200
+    periodic_evals: int = 0           # evaluations spread over training (the last at the final step)
+    periodic_episodes: int = 0        # episodes of each
     data_profile: str = ""            # size of generated datasets when not the profile's own name
     device: str = field(default="cpu", compare=False)
 
     @property
     def run_id(self) -> str:
-        identity = {k: v for k, v in asdict(self).items() if k not in ("device", "checkpoint_every", "curve_points")}
+        identity = {k: v for k, v in asdict(self).items() if k not in BOOKKEEPING_FIELDS}
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
         return f"{self.method}-{self.dataset}-s{self.seed}-{digest[:12]}"
 
@@ -63,9 +68,25 @@ class RunSpec:
         return cls(**raw)
 
 
+BOOKKEEPING_FIELDS = ("device", "checkpoint_every", "curve_points", "periodic_evals", "periodic_episodes")
+
+
 def eval_seed(seed: int) -> int:
     """Evaluation seed of training seed ``seed``: distinct from it so environments and training RNGs differ."""
     return 10_000 + seed
+
+
+def periodic_eval_seed(seed: int) -> int:
+    """First episode seed of every periodic evaluation of training seed ``seed``: the same episodes at
+    every point of the curve (less noise between points), apart from the final evaluation's."""
+    return 50_000 + 1_000 * seed
+
+
+def periodic_eval_steps(steps: int, evaluations: int) -> list[int]:
+    """Training steps after which a periodic evaluation runs: ``evaluations`` evenly spaced, the last at ``steps``."""
+    if evaluations <= 0:
+        return []
+    return sorted({max(1, round(steps * (i + 1) / evaluations)) for i in range(min(evaluations, steps))})
 
 
 @dataclass(frozen=True)
@@ -99,7 +120,8 @@ def plan_runs(plan, profile, seeds: int, cli_overrides: dict[str, dict[str, Any]
                     profile=profile.name, data_profile="" if profile.data_size == profile.name else profile.data_size,
                     eval_episodes=profile.eval_episodes or int(data_spec.eval_episodes),
                     eval_max_steps=profile.eval_max_steps, record_trajectories=plan.kind == "figure",
-                    checkpoint_every=profile.checkpoint_every, curve_points=profile.curve_points, device=device)))
+                    checkpoint_every=profile.checkpoint_every, curve_points=profile.curve_points,
+                    periodic_evals=profile.periodic_evals, periodic_episodes=profile.periodic_episodes, device=device)))
     return planned
 
 
@@ -139,15 +161,18 @@ def _train_and_evaluate(spec: RunSpec, store: RunStore, on_progress: OnProgress 
     agent = build_agent(spec.method, seed=spec.seed, device=spec.device)
     checkpoint_path = store.run_dir(spec.run_id) / CHECKPOINT_FILE
     curves: dict[str, list[list[float]]] = {}
+    eval_curve: list[dict[str, float]] = []   # periodic evaluations, in step order
     trained_before = 0.0   # wall seconds spent in earlier, interrupted attempts
     if checkpoint_path.exists():
         saved = torch.load(checkpoint_path, map_location=spec.device, weights_only=False)
         agent.load_state_dict(saved["agent"])
         curves, trained_before = saved["curves"], saved["wall_s"]
+        eval_curve = saved.get("eval_curve", [])
     curve_every = max(1, spec.steps // max(1, spec.curve_points))
+    eval_at = set(periodic_eval_steps(spec.steps, spec.periodic_evals if spec.periodic_episodes > 0 else 0))
 
     def save_checkpoint() -> None:
-        _save_atomic({"agent": agent.state_dict(), "curves": curves,
+        _save_atomic({"agent": agent.state_dict(), "curves": curves, "eval_curve": eval_curve,
                       "wall_s": trained_before + time.time() - started}, checkpoint_path)
 
     def on_step(step: int, metrics: dict[str, float]) -> None:
@@ -157,6 +182,8 @@ def _train_and_evaluate(spec: RunSpec, store: RunStore, on_progress: OnProgress 
         if step % curve_every == 0 or step == spec.steps:
             for name, value in metrics.items():
                 curves.setdefault(name, []).append([step, float(value)])
+        if step in eval_at and not any(point["step"] == step for point in eval_curve):
+            eval_curve.append(periodic_evaluation(agent, spec, step))
         if step % spec.checkpoint_every == 0 or step == spec.steps:
             save_checkpoint()
         if on_progress is not None:
@@ -176,7 +203,7 @@ def _train_and_evaluate(spec: RunSpec, store: RunStore, on_progress: OnProgress 
         "returns": np.asarray(episodes["result"].returns, np.float64).tolist(), "normalized": normalized.tolist(),
         "success": None if success is None else [bool(s) for s in success],
         "lengths": [int(n) for n in episodes["result"].lengths],
-        "score": float(normalized.mean()), "training_curves": curves,
+        "score": float(normalized.mean()), "training_curves": curves, "eval_curve": eval_curve,
         "wall_s": wall_s, "train_s": trained_before + trained_s, "device": spec.device,
         "gpu_seconds": wall_s if spec.device.startswith("cuda") else 0.0,
         "versions": package_versions(), "git_commit": git_commit(), "hostname": os.uname().nodename,
@@ -184,6 +211,29 @@ def _train_and_evaluate(spec: RunSpec, store: RunStore, on_progress: OnProgress 
     if episodes["trajectories"] is not None:
         result["trajectories"] = episodes["trajectories"]
     return result
+
+
+def periodic_evaluation(agent, spec: RunSpec, step: int) -> dict[str, float]:
+    """One point of the score-against-steps curve: a copy of ``agent`` (from its state_dict) plays
+    ``spec.periodic_episodes`` episodes; torch's and numpy's global RNGs are restored afterwards, so
+    training goes on exactly as without it. Returns {step, score, se, success, episodes}."""
+    import torch
+    from harness.methods import build_agent
+    from suites.evaluation import evaluate
+
+    numpy_state = np.random.get_state()
+    cuda = [torch.device(spec.device)] if spec.device.startswith("cuda") else []
+    with torch.random.fork_rng(devices=cuda):
+        copy = build_agent(spec.method, seed=spec.seed, device=spec.device)
+        copy.load_state_dict(agent.state_dict())
+        result = evaluate(copy, spec.dataset, episodes=spec.periodic_episodes, seed=periodic_eval_seed(spec.seed),
+                          max_steps=spec.eval_max_steps)
+    np.random.set_state(numpy_state)
+    scores = np.asarray(result.normalized, np.float64)
+    se = float(scores.std(ddof=1) / np.sqrt(len(scores))) if len(scores) > 1 else 0.0
+    return {"step": int(step), "score": float(scores.mean()), "se": se,
+            "success": None if result.success is None else float(np.mean(result.success)),
+            "episodes": int(len(scores))}
 
 
 def _evaluate(agent, spec: RunSpec, evaluate) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from mage.fast_act import FastActor
 from mage.model import MageModel
 from mage.policy import plan_actions
 from mage.training import critic_loss, generator_losses, sample_weights, tokenizer_losses
+from mage.value import expectile_loss
 
 TINY = dict(embed_dim=32, num_heads=2, num_blocks=2, codebook_size=64, codebook_dim=16, tokenizer_width=32,
             tokenizer_depth=1, adapter_dim=8, batch_size=64, horizon=16, num_scales=4, dropout=0.0,
@@ -48,7 +49,7 @@ class MageAgent:
         self.model: MageModel | None = None
         self.norm: Normalizer | None = None
         self.step = 0
-        self.opt1 = self.opt2 = self.opt_critic = None
+        self.opt1 = self.opt2 = self.opt_critic = self.opt_value = None
         self.sample_gen = torch.Generator().manual_seed(self.seed)
         self._torch_rng = self._initial_torch_rng()
         self._cuda_rng = None
@@ -91,6 +92,8 @@ class MageAgent:
                                      fused=self.device.type == "cuda")
         if self.model.critic is not None:
             self.opt_critic = torch.optim.Adam(self.model.critic.parameters(), lr=cfg.lr)
+        if self.model.return_head is not None:
+            self.opt_value = torch.optim.Adam(self.model.return_head.parameters(), lr=cfg.lr)
 
     def _autocast(self):
         if self.device.type == "cuda" and self.cfg.mixed_precision:
@@ -105,11 +108,12 @@ class MageAgent:
             raise ValueError("fit config differs from the restored agent's config")
         self.cfg = cfg
         if self.norm is None:
-            self.norm = Normalizer.from_data(data, cfg.target_return_quantile, cfg.target_return_scale)
+            self.norm = Normalizer.from_data(data, cfg.target_return_quantile, cfg.target_return_scale,
+                                             cfg.rtg_discount, cfg.rtg_across_cuts)
         with self._own_rng():
             if self.model is None:
                 self._build(data.obs_dim, data.act_dim)
-            sampler = WindowSampler(data, self.norm, self.model.layout, cfg.horizon, self.device)
+            sampler = WindowSampler(data, self.norm, self.model.layout, cfg.horizon, self.device, cfg.rtg_across_cuts)
             stage1_steps = int(round(cfg.tokenizer_fraction * steps))
             self._in_fit = True
             try:
@@ -152,6 +156,13 @@ class MageAgent:
             self.opt_critic.step()
             soft_update(model.critic_target, model.critic)
             metrics["loss/critic"] = closs
+        if stage == 2 and model.return_head is not None:
+            vloss = expectile_loss(model.return_head(batch["s0"]).float(), batch["R0"], cfg.value_expectile)
+            self._check_finite({"loss/value": vloss}, vloss)
+            self.opt_value.zero_grad(set_to_none=True)
+            vloss.backward()
+            self.opt_value.step()
+            metrics["loss/value"] = vloss
         metrics["loss"] = loss
         metrics["stage"] = float(stage)
         return {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in metrics.items()}
@@ -180,7 +191,7 @@ class MageAgent:
         if self._plan is None or self._plan_pos >= every:
             self.model.eval()
             s0 = torch.as_tensor(self.norm.obs(obs).astype(np.float32), device=self.device)
-            R0 = torch.as_tensor((self._rtg / self.norm.rtg_scale).astype(np.float32)[:, None], device=self.device)
+            R0 = self._acting_target(s0)
             if every == 1 and self.cfg.act_backend == "fast":
                 if self._actor is None or self._actor.batch_size != s0.shape[0]:
                     self._actor = FastActor(self.model, s0.shape[0], self.device)
@@ -194,10 +205,21 @@ class MageAgent:
         self._plan_pos += 1
         return np.clip(self.norm.unact(a), self.norm.act_low, self.norm.act_high).astype(np.float32)
 
+    def _acting_target(self, s0_BS: torch.Tensor) -> torch.Tensor:
+        """Normalised R_t [B, 1] under the config's target_rule (mage/config.py)."""
+        rule = self.cfg.target_rule
+        if rule == "value":
+            with torch.no_grad():
+                return self.cfg.target_return_scale * self.model.return_head(s0_BS).float()
+        rtg = np.full(self.num_envs, self.norm.target_return) if rule == "fixed" else self._rtg
+        if rule == "clamped":
+            rtg = np.clip(rtg, self.norm.rtg_min * self.norm.rtg_scale, self.norm.rtg_max * self.norm.rtg_scale)
+        return torch.as_tensor((rtg / self.norm.rtg_scale).astype(np.float32)[:, None], device=self.device)
+
     def observe(self, rewards: np.ndarray, dones: np.ndarray) -> None:
         rewards = np.asarray(rewards, np.float64)
         dones = np.asarray(dones, bool)
-        self._rtg = (self._rtg - rewards) / self.norm.gamma  # DT's bookkeeping, undiscounted by gamma
+        self._rtg = (self._rtg - rewards) / self.norm.gamma  # DT's bookkeeping, undiscounted by gamma (rolled, clamped)
         if dones.any():
             self._rtg[dones] = self.norm.target_return
             self._plan_pos = self.cfg.replan_every  # a new episode starts: replan at once
@@ -213,6 +235,7 @@ class MageAgent:
             "opt1": self.opt1.state_dict() if self.opt1 else None,
             "opt2": self.opt2.state_dict() if self.opt2 else None,
             "opt_critic": self.opt_critic.state_dict() if self.opt_critic else None,
+            "opt_value": self.opt_value.state_dict() if self.opt_value else None,
             "torch_rng": rng.clone(),
             "cuda_rng": (torch.cuda.get_rng_state(self.device) if self._in_fit and self.device.type == "cuda"
                          else self._cuda_rng),
@@ -235,6 +258,8 @@ class MageAgent:
             self.opt2.load_state_dict(state["opt2"])
             if self.opt_critic is not None:
                 self.opt_critic.load_state_dict(state["opt_critic"])
+            if self.opt_value is not None:
+                self.opt_value.load_state_dict(state["opt_value"])
         self._torch_rng = state["torch_rng"]
         self._cuda_rng = state["cuda_rng"]
         self.sample_gen.set_state(state["sample_gen"])

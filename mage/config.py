@@ -16,6 +16,9 @@ INVERSE_DYNAMICS = ("latent", "explicit")
 DECODER_REFINEMENTS = ("adapter", "direct", "none")
 RTG_MODES = ("condition", "reweight", "none")
 ACT_BACKENDS = ("fast", "eager")
+TARGET_RULES = ("rolled", "clamped", "fixed", "value")
+GENERATOR_INPUTS = ("teacher", "sampled")
+INVERSE_INPUTS = ("true", "generated")
 MAX_SCALES = 10
 
 
@@ -67,6 +70,19 @@ class MageConfig:
     tokenizer_fraction: float = 1 / 3   # not in paper: share of `steps` given to stage 1 (tokenizer)
     target_return_quantile: float = 1.0  # not in paper: target R_0 = scale * quantile(q) of the dataset's episode returns-to-go
     target_return_scale: float = 1.0    # not in paper: multiplier on that quantile (1.0 = best return seen in data)
+    target_rule: str = "rolled"         # not in paper (a reviewer asked for the targets): R_t while acting. rolled = R_0 = the
+                                        # target above, then R <- (R - r) / gamma (DT's bookkeeping); clamped = rolled, kept in
+                                        # the data's RTG range; fixed = R_0 every step; value = target_return_scale x V(s_t),
+                                        # the value_expectile-expectile of the data's RTG at s_t (mage/value.py), every step
+    value_expectile: float = 0.9        # not in paper: tau of V(s) under target_rule "value" (IQL's expectile loss)
+    rtg_discount: float | None = None   # not in paper: gamma of the RTG that MAGE models; None = the suite's gamma
+                                        # (1.0 = the plain "cumulative future reward" of the paper's text, l.90)
+    rtg_across_cuts: bool = False       # not in paper: for data cut from one continuing stream (OfflineDataset.continuing),
+                                        # RTG runs on past the cuts and windows span them, as the stream does
+    generator_inputs: str = "teacher"   # not in paper as such: "teacher" = one teacher-forced pass from the true tokens
+                                        # (VAR's training); "sampled" = Alg. 5's loop, scale by scale on its own Gumbel samples
+    inverse_input: str = "true"         # not in paper: stage 2 trains I on the true Z (eq. 6) or on the Z of the
+                                        # generator's greedy tokens, which is what I reads while acting
     replan_every: int = 1               # not in paper: the action is a_0, so replanning every step is the natural reading;
                                         # > 1 plays a_1.. of the decoded window (explicit I(s_t, s_t+1) when it holds no actions)
     mixed_precision: bool = True        # not in paper: bf16 autocast on CUDA (ignored on CPU)
@@ -78,6 +94,13 @@ class MageConfig:
         _check_choice("decoder_refinement", self.decoder_refinement, DECODER_REFINEMENTS)
         _check_choice("rtg_mode", self.rtg_mode, RTG_MODES)
         _check_choice("act_backend", self.act_backend, ACT_BACKENDS)
+        _check_choice("target_rule", self.target_rule, TARGET_RULES)
+        _check_choice("generator_inputs", self.generator_inputs, GENERATOR_INPUTS)
+        _check_choice("inverse_input", self.inverse_input, INVERSE_INPUTS)
+        if not 0.0 < self.value_expectile < 1.0:
+            raise ValueError(f"value_expectile must be in (0, 1), got {self.value_expectile}")
+        if self.rtg_discount is not None and not 0.0 < self.rtg_discount <= 1.0:
+            raise ValueError(f"rtg_discount must be in (0, 1] or null, got {self.rtg_discount}")
         if not 1 <= self.num_scales <= MAX_SCALES:
             raise ValueError(f"num_scales must be in 1..{MAX_SCALES}, got {self.num_scales}")
         if self.embed_dim % self.num_heads:

@@ -2,8 +2,12 @@
 
 Window features per step, by scheme: rs = [R, s], s = [s], a / a+cql = [a], rsa = [R, s, a].
 States are z-scored with the dataset's statistics; actions mapped to [-1, 1] by the action bounds;
-returns-to-go divided by ``rtg_scale``. A window running past its episode's end repeats the last
+returns-to-go divided by ``rtg_scale``. A window running past its segment's end repeats the last
 state, with R = 0 and a = 0 there (the episode has ended: nothing more to gain or do).
+
+A segment is an episode, or with ``across_cuts`` a whole continuing stream: datasets whose episodes
+are consecutive cuts of one stream (``data.continuing``, e.g. the generated maze2d data) then get
+RTG that runs on past the cuts and windows that span them, as the stream did.
 """
 from __future__ import annotations
 
@@ -26,9 +30,12 @@ class Normalizer:
     target_return: float   # raw target R_0 given at the start of an episode
 
     @classmethod
-    def from_data(cls, data, quantile: float, scale: float) -> "Normalizer":
+    def from_data(cls, data, quantile: float, scale: float, gamma: float | None = None,
+                  across_cuts: bool = False) -> "Normalizer":
+        """Statistics of ``data``; RTG with ``gamma`` (None: the data's own) over its segments."""
         obs = np.asarray(data.observations, np.float64)
-        rtg = np.asarray(data.returns_to_go, np.float64)
+        gamma = float(data.gamma if gamma is None else gamma)
+        rtg = returns_to_go(data, gamma, across_cuts).astype(np.float64)
         rtg_scale = float(max(np.abs(rtg).max(initial=0.0), 1e-6))
         starts = np.asarray(data.episode_starts[:-1], np.int64)
         episode_rtg = rtg[starts] if len(starts) else rtg[:1]
@@ -39,7 +46,7 @@ class Normalizer:
             act_high=np.asarray(data.action_high, np.float32),
             rtg_scale=rtg_scale,
             rtg_min=float(rtg.min() / rtg_scale), rtg_max=float(rtg.max() / rtg_scale),
-            gamma=float(data.gamma),
+            gamma=gamma,
             target_return=float(scale * np.quantile(episode_rtg, quantile)),
         )
 
@@ -81,17 +88,43 @@ class WindowLayout:
         return cls(rtg, states, actions, col)
 
 
+def segment_starts(data, across_cuts: bool) -> np.ndarray:
+    """[S + 1] int64 row offsets of the segments RTG and windows run within: the episodes, or, with
+    ``across_cuts`` and a continuing dataset (its episodes are consecutive cuts of one stream), the stream."""
+    starts = np.asarray(data.episode_starts, np.int64)
+    if across_cuts and getattr(data, "continuing", False):
+        return starts[[0, -1]]
+    return starts
+
+
+def returns_to_go(data, gamma: float, across_cuts: bool = False) -> np.ndarray:
+    """[N] float32 discounted RTG within each segment; the data's own when nothing differs."""
+    starts = segment_starts(data, across_cuts)
+    if gamma == float(data.gamma) and len(starts) == len(data.episode_starts):
+        return np.asarray(data.returns_to_go, np.float32)
+    rewards = np.asarray(data.rewards, np.float64)
+    rtg = np.zeros(len(rewards), np.float64)
+    for start, end in zip(starts[:-1], starts[1:]):
+        running = 0.0
+        for t in range(end - 1, start - 1, -1):
+            running = rewards[t] + gamma * running
+            rtg[t] = running
+    return rtg.astype(np.float32)
+
+
 class WindowSampler:
     """Samples batches of windows on ``device`` with a torch generator (saved for exact resume)."""
 
-    def __init__(self, data, norm: Normalizer, layout: WindowLayout, horizon: int, device: torch.device) -> None:
+    def __init__(self, data, norm: Normalizer, layout: WindowLayout, horizon: int, device: torch.device,
+                 across_cuts: bool = False) -> None:
         t = lambda a: torch.as_tensor(np.asarray(a), device=device)
         self.obs = t(norm.obs(np.asarray(data.observations, np.float32)).astype(np.float32))
         self.act = t(norm.act(np.asarray(data.actions, np.float32)).astype(np.float32))
-        self.rtg = t((np.asarray(data.returns_to_go, np.float32) / norm.rtg_scale).astype(np.float32))
+        rtg = returns_to_go(data, norm.gamma, across_cuts)
+        self.rtg = t((rtg / norm.rtg_scale).astype(np.float32))
         self.rew = t(np.asarray(data.rewards, np.float32))
-        starts = np.asarray(data.episode_starts, np.int64)
-        ends = np.repeat(starts[1:] - 1, np.diff(starts))  # [N] last row of each row's episode
+        starts = segment_starts(data, across_cuts)
+        ends = np.repeat(starts[1:] - 1, np.diff(starts))  # [N] last row of each row's segment
         self.end = t(ends)
         self.terminal = t(np.asarray(data.terminals, np.float32))
         self.layout, self.horizon, self.device = layout, horizon, device

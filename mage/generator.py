@@ -97,19 +97,22 @@ class MultiScaleTransformer(nn.Module):
             return c_first.unsqueeze(1) + pos
         return self.word_embed(inp_BlC) + c_fine.unsqueeze(1) + pos
 
-    def forward(self, cond_BD: torch.Tensor, tf_input_BLC: torch.Tensor, rtg_index: int | None = None) -> torch.Tensor:
-        """Teacher-forced logits [B, L, V]. ``tf_input_BLC``: [B, L - l_1, code_dim] from
-        MultiScaleQuantizer.teacher_forcing_inputs."""
+    def forward(self, cond_BD: torch.Tensor, tf_input_BLC: torch.Tensor, rtg_index: int | None = None,
+                num_scales: int | None = None) -> torch.Tensor:
+        """Teacher-forced logits [B, L, V] of the first ``num_scales`` scales (default all; L is their total
+        length). ``tf_input_BLC``: [B, L - l_1, code_dim] from MultiScaleQuantizer.teacher_forcing_inputs."""
+        K = len(self.scales) if num_scales is None else num_scales
         c_first, c_fine = self._conditions(cond_BD, rtg_index)
         parts = [self._embed_scale(0, c_first, c_fine, None).expand(cond_BD.shape[0], -1, -1)]
         off = 0
-        for k in range(1, len(self.scales)):
+        for k in range(1, K):
             l = self.scales[k]
             parts.append(self._embed_scale(k, c_first, c_fine, tf_input_BLC[:, off:off + l]))
             off += l
         x = self.drop(torch.cat(parts, dim=1))
+        n = x.shape[1]
         for blk in self.blocks:
-            x = blk(x, self.mask)
+            x = blk(x, self.mask[:n, :n])
         return self.head(self.head_norm(x))
 
     def allocate_cache(self, batch: int, device: torch.device, dtype: torch.dtype) -> None:

@@ -13,6 +13,7 @@ from mage.generator import MultiScaleTransformer
 from mage.inverse_dynamics import ExplicitInverseDynamics, LatentInverseDynamics
 from mage.quantizer import MultiScaleQuantizer
 from mage.tokenizer import Decoder, Encoder
+from mage.value import ReturnHead
 
 HEAD_HIDDEN = 256  # not in paper: width of the inverse-dynamics / critic MLPs
 
@@ -39,6 +40,7 @@ class MageModel(nn.Module):
         self.explicit_inverse = ExplicitInverseDynamics(obs_dim, hidden, act_dim) if cfg.window_has_states else None
         self.critic = Critic(obs_dim, act_dim, hidden) if cfg.scheme == "a+cql" else None
         self.critic_target = copy.deepcopy(self.critic) if self.critic is not None else None
+        self.return_head = ReturnHead(obs_dim, hidden) if cfg.target_rule == "value" else None
 
     @property
     def rtg_index(self) -> int | None:
@@ -72,9 +74,10 @@ class MageModel(nn.Module):
         return params
 
     def set_stage(self, stage: int) -> None:
-        """Freeze everything but ``stage``'s parameters (the critic has its own optimiser)."""
+        """Freeze everything but ``stage``'s parameters (the critic and V(s) have their own optimisers)."""
         trainable = {id(p) for p in self.stage_parameters(stage)}
         for p in self.parameters():
             p.requires_grad_(id(p) in trainable)
-        if self.critic is not None and stage == 2:
-            self.critic.requires_grad_(True)
+        for head in (self.critic, self.return_head):
+            if head is not None and stage == 2:
+                head.requires_grad_(True)

@@ -94,10 +94,11 @@ class MultiScaleQuantizer(nn.Module):
         """Per scale, Phi_k(scale_up(C[m_k])) [B, C, H]; their sum is f_hat."""
         return [self.phis[k](scale_up(self.codebook(t).permute(0, 2, 1), self.horizon)) for k, t in enumerate(tokens)]
 
-    def soft_to_scale_features(self, onehots: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Like tokens_to_scale_features for (straight-through) one-hots [B, l_k, V]."""
+    def soft_to_scale_features(self, onehots: list[torch.Tensor], first_scale: int = 0) -> list[torch.Tensor]:
+        """Like tokens_to_scale_features for (straight-through) one-hots [B, l_k, V] of scales first_scale, ..."""
         cb = self.codebook.weight
-        return [self.phis[k](scale_up((y.to(cb.dtype) @ cb).permute(0, 2, 1), self.horizon)) for k, y in enumerate(onehots)]
+        return [self.phis[k](scale_up((y.to(cb.dtype) @ cb).permute(0, 2, 1), self.horizon))
+                for k, y in enumerate(onehots, start=first_scale)]
 
     def teacher_forcing_inputs(self, tokens: list[torch.Tensor]) -> torch.Tensor:
         """VAR's idxBl_to_var_input: input of scale k+1 = scale_down(cumulative f_hat up to k, l_{k+1}).

@@ -3,9 +3,10 @@
 Stage 1 (tokenizer, MTAE): reconstruction MSE + VQ loss [+ lambda_inv L_inv through the straight-through
 f_hat, so that Z keeps a_0: config inverse_in_tokenizer], with dead-code restarts.
 Stage 2 (Alg. 5): L_CE (eq. 5) + lambda_cond L_cond (eq. 7, Gumbel-softmax straight-through into the
-adapter decoder D') + lambda_inv L_inv (eq. 6) [+ A+CQL's actor term]. Deviation from Alg. 5's
-sequential loop: the transformer runs once, teacher-forced from the ground-truth tokens (as VAR
-trains), and the straight-through one-hots of all scales are decoded together.
+adapter decoder D') + lambda_inv L_inv (eq. 6) [+ A+CQL's actor term]. generator_inputs "teacher"
+(default): the transformer runs once, teacher-forced from the ground-truth tokens (as VAR trains), and
+the straight-through one-hots of all scales are decoded together; "sampled": Alg. 5's loop, scale by
+scale, each scale's input built from the model's own straight-through Gumbel samples of the coarser ones.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from torch.func import functional_call
 
 from mage.critic import cql_loss
 from mage.model import MageModel
+from mage.quantizer import scale_down
 
 
 def sample_weights(model: MageModel, batch: dict, rtg_min: float, rtg_max: float) -> torch.Tensor | None:
@@ -66,13 +68,21 @@ def generator_losses(model: MageModel, batch: dict, weights: torch.Tensor | None
         f_hat_gt = torch.stack(q.tokens_to_scale_features(tokens)).sum(0)
         tf_in = q.teacher_forcing_inputs(tokens)
     cond = model.condition(batch["s0"], batch["R0"])
-    logits_BLV = model.generator(cond, tf_in, model.rtg_index).float()
+    onehots = None
+    if cfg.generator_inputs == "sampled":
+        logits_BLV, onehots = sampled_generation(model, cond, gumbel_gen_tau)
+    else:
+        logits_BLV = model.generator(cond, tf_in, model.rtg_index).float()
     target_BL = torch.cat(tokens, dim=1)
     ce_BL = F.cross_entropy(logits_BLV.transpose(1, 2), target_BL, reduction="none")
     ce = weighted_mean(ce_BL.mean(1), weights)
     metrics = {"loss/ce": ce}
     loss = ce
 
+    if cfg.inverse_input == "generated":   # I reads the Z of the greedy tokens, as it does while acting
+        with torch.no_grad():
+            greedy = list(torch.split(logits_BLV.argmax(-1), list(cfg.scales), dim=1))
+            f_hat_gt = torch.stack(q.tokens_to_scale_features(greedy)).sum(0)
     a_latent = model.latent_inverse(f_hat_gt)
     inv_B = (a_latent - batch["a0"]).pow(2).mean(1)
     if model.explicit_inverse is not None:
@@ -89,7 +99,7 @@ def generator_losses(model: MageModel, batch: dict, weights: torch.Tensor | None
         cond_cols.append(lay.rtg)
     need_decode = (cfg.decoder_refinement != "none" and cond_cols) or model.critic is not None
     if need_decode:
-        x_hat = decode_sampled(model, logits_BLV, decoder_rtg(model, batch), gumbel_gen_tau)
+        x_hat = decode_sampled(model, logits_BLV, decoder_rtg(model, batch), gumbel_gen_tau, onehots)
         if cfg.decoder_refinement != "none" and cond_cols:
             cols = torch.tensor(cond_cols, device=x_hat.device)
             cond_B = (x_hat[:, 0, cols] - batch["window"][:, 0, cols]).pow(2).mean(1)
@@ -116,10 +126,32 @@ def generator_losses(model: MageModel, batch: dict, weights: torch.Tensor | None
     return loss, metrics
 
 
-def decode_sampled(model: MageModel, logits_BLV: torch.Tensor, R0_B1: torch.Tensor, tau: float) -> torch.Tensor:
-    """D'(Z, R_0) [B, H, F] of Gumbel-softmax straight-through samples of every scale's logits (Alg. 5, l.14-24)."""
-    y_BLV = F.gumbel_softmax(logits_BLV, tau=tau, hard=True)
-    onehots = list(torch.split(y_BLV, list(model.cfg.scales), dim=1))
+def sampled_generation(model: MageModel, cond_BD: torch.Tensor, tau: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Alg. 5, l.7-22: scale by scale, logits of scale k from (s_0, R_0) and the model's own straight-through
+    Gumbel samples of scales < k. Returns logits [B, L, V] and the per-scale one-hots [B, l_k, V]."""
+    q, gen = model.quantizer, model.generator
+    B = cond_BD.shape[0]
+    f_hat = cond_BD.new_zeros(B, q.dim, q.horizon)
+    inputs, logits, onehots = [], [], []
+    for k, length in enumerate(q.scales):
+        tf_in = torch.cat(inputs, dim=1) if inputs else cond_BD.new_zeros(B, 0, q.dim)
+        lg = gen(cond_BD, tf_in, model.rtg_index, num_scales=k + 1)[:, gen.starts[k]:].float()
+        y = F.gumbel_softmax(lg, tau=tau, hard=True)
+        f_hat = f_hat + q.soft_to_scale_features([y], first_scale=k)[0]
+        if k + 1 < len(q.scales):
+            inputs.append(scale_down(f_hat, q.scales[k + 1]).permute(0, 2, 1))
+        logits.append(lg)
+        onehots.append(y)
+    return torch.cat(logits, dim=1), onehots
+
+
+def decode_sampled(model: MageModel, logits_BLV: torch.Tensor, R0_B1: torch.Tensor, tau: float,
+                   onehots: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """D'(Z, R_0) [B, H, F] of Gumbel-softmax straight-through samples of every scale's logits (Alg. 5, l.14-24);
+    ``onehots`` given (the sampled loop drew them already): those samples."""
+    if onehots is None:
+        y_BLV = F.gumbel_softmax(logits_BLV, tau=tau, hard=True)
+        onehots = list(torch.split(y_BLV, list(model.cfg.scales), dim=1))
     Z = torch.stack(model.quantizer.soft_to_scale_features(onehots)).sum(0)
     return model.decoder(Z, R0_B1, use_adapters=model.uses_adapters()).float()
 

@@ -24,6 +24,8 @@ class OfflineDataset:
     returns_to_go: np.ndarray = field(default=None)  # [N] float32, sum_{t'>=t} γ^{t'-t} r_t' within the episode
     action_low: np.ndarray | None = None   # [act_dim] float32 bounds of the action space
     action_high: np.ndarray | None = None  # [act_dim]
+    continuing: bool = False      # the episodes are consecutive cuts of one continuing stream (each starts where
+                                  # the last ended), as the generated maze2d data; RTG here still restarts at each cut
 
     def __post_init__(self) -> None:
         if self.returns_to_go is None:

@@ -46,6 +46,7 @@ class DatasetSpec:
     transform: dict | None = None     # derived: {entry: "module:function"}
     ref_published: dict | None = None
     generated: bool = False           # True when the data are made here (generated, or derived from such)
+    continuing: bool = False          # episodes are consecutive cuts of one stream (OfflineDataset.continuing)
     description: str = ""
 
     def minari_ids(self, profile: str = "paper") -> tuple[str, ...]:
@@ -79,7 +80,8 @@ def _all_specs() -> dict[str, DatasetSpec]:
         if spec.derived_from is not None:
             if spec.derived_from not in specs:
                 raise ValueError(f"dataset {key}: derived_from {spec.derived_from!r} is not a dataset key")
-            specs[key] = dataclasses.replace(spec, generated=specs[spec.derived_from].generated)
+            base = specs[spec.derived_from]
+            specs[key] = dataclasses.replace(spec, generated=base.generated, continuing=spec.continuing or base.continuing)
     return specs
 
 
@@ -108,6 +110,7 @@ def _build_spec(key: str, suite: dict, entry: dict, path_hint: str) -> DatasetSp
         eval_episodes=int(pick("eval_episodes")), success=success, hparams=hparams, minari_id=minari_id,
         generator=entry.get("generator"), derived_from=entry.get("derived_from"), transform=entry.get("transform"),
         ref_published=entry.get("ref_published"), generated=entry.get("generator") is not None,
+        continuing=bool(pick("continuing", False)),
         description=str(entry.get("description", suite.get("description", ""))).strip())
 
 
@@ -156,7 +159,8 @@ def load_offline_dataset(key: str, profile: str = "paper", download: bool = Fals
     if spec.derived_from is not None:
         base = load_offline_dataset(spec.derived_from, profile, download)
         base = _with_gamma(base, spec.gamma)
-        return _with_gamma(load_entry(spec.transform["entry"])(base), spec.gamma)
+        derived = _with_gamma(load_entry(spec.transform["entry"])(base), spec.gamma)
+        return dataclasses.replace(derived, continuing=spec.continuing)
     if spec.generator is not None:
         _generate_if_absent(spec, profile)
     parts = []
@@ -166,7 +170,8 @@ def load_offline_dataset(key: str, profile: str = "paper", download: bool = Fals
                 raise MissingDatasetError(minari_io.missing_message(minari_id))
             minari_io.download(minari_id)
         parts.append(minari_io.read_dataset(minari_id, spec.gamma))
-    return parts[0] if len(parts) == 1 else _concatenate(parts, spec.gamma)
+    data = parts[0] if len(parts) == 1 else _concatenate(parts, spec.gamma)
+    return dataclasses.replace(data, continuing=spec.continuing) if spec.continuing else data
 
 
 def _generate_if_absent(spec: DatasetSpec, profile: str) -> None:

@@ -48,3 +48,48 @@ def test_run_resumed_from_its_checkpoint_matches_an_uninterrupted_run(tmp_path):
     assert execute_run(spec, resumed) == "done"
     assert resumed.result(spec.run_id)["normalized"] == whole.result(spec.run_id)["normalized"]
     assert resumed.result(spec.run_id)["training_curves"] == whole.result(spec.run_id)["training_curves"]
+
+
+def _mage_spec(**changes) -> RunSpec:
+    from tests.mage_fixtures import TEST_CONFIG
+    config = {**TEST_CONFIG, "dropout": 0.1}   # dropout and Gumbel noise draw from torch's RNG while training
+    return _spec(method="mage", config=config, steps=40, eval_episodes=3, **changes)
+
+
+def _diffuser_spec(**changes) -> RunSpec:
+    from tests.test_diffuser import TINY        # its act samples noise from the agent's training RNG
+    return _spec(method="diffuser", config=TINY, steps=40, eval_episodes=3, **changes)
+
+
+def _noisy_toy_spec(**changes) -> RunSpec:
+    return _spec(config={"act_noise": 0.3}, **changes)
+
+
+@pytest.mark.parametrize("make_spec", [_mage_spec, _diffuser_spec, _noisy_toy_spec], ids=["mage", "diffuser", "toy"])
+def test_periodic_evaluations_leave_training_and_the_final_score_unchanged(tmp_path, make_spec):
+    plain, watched = make_spec(), make_spec(periodic_evals=4, periodic_episodes=2)
+    assert plain.run_id == watched.run_id        # bookkeeping only: the same run
+    store_plain, store_watched = RunStore(tmp_path / "plain"), RunStore(tmp_path / "watched")
+    assert execute_run(plain, store_plain) == execute_run(watched, store_watched) == "done"
+    a, b = store_plain.result(plain.run_id), store_watched.result(watched.run_id)
+    assert a["eval_curve"] == []
+    assert [point["step"] for point in b["eval_curve"]] == [10, 20, 30, 40]
+    assert all(point["episodes"] == 2 and np.isfinite(point["score"]) for point in b["eval_curve"])
+    assert b["normalized"] == a["normalized"]
+    assert b["training_curves"] == a["training_curves"]
+
+
+def test_a_resumed_run_continues_its_periodic_curve(tmp_path):
+    spec = _mage_spec(periodic_evals=4, periodic_episodes=2)
+    whole, resumed = RunStore(tmp_path / "whole"), RunStore(tmp_path / "resumed")
+    assert execute_run(spec, whole) == "done"
+
+    def stop_at_25(step, total):   # after the evaluations at 10 and 20 and the checkpoint at 20
+        if step == 25:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        execute_run(spec, resumed, stop_at_25)
+    assert execute_run(spec, resumed) == "done"
+    curve = resumed.result(spec.run_id)["eval_curve"]
+    assert [point["step"] for point in curve] == [10, 20, 30, 40]
+    assert curve == whole.result(spec.run_id)["eval_curve"]

@@ -21,7 +21,8 @@ ABLATIONS = [
     {"inverse_dynamics": "explicit"}, {"decoder_refinement": "direct"}, {"decoder_refinement": "none"},
     {"rtg_mode": "reweight"}, {"rtg_mode": "none"}, {"replan_every": 3},
     {"target_return_quantile": 0.5, "target_return_scale": 1.5}, {"inverse_in_tokenizer": False},
-    {"cond_relabel": True},
+    {"cond_relabel": True}, {"target_rule": "clamped"}, {"target_rule": "fixed"}, {"target_rule": "value"},
+    {"rtg_discount": 1.0}, {"rtg_across_cuts": True}, {"generator_inputs": "sampled"}, {"inverse_input": "generated"},
 ]
 
 
@@ -122,7 +123,8 @@ def test_same_seed_same_actions_and_save_load_identical_actions(data):
     np.testing.assert_array_equal(_actions(restored, data), _actions(a, data))
 
 
-@pytest.mark.parametrize("overrides", [{"dropout": 0.1}, {"scheme": "a+cql", "dropout": 0.1}, {"cond_relabel": True}])
+@pytest.mark.parametrize("overrides", [{"dropout": 0.1}, {"scheme": "a+cql", "dropout": 0.1}, {"cond_relabel": True},
+                                       {"target_rule": "value", "generator_inputs": "sampled", "dropout": 0.1}])
 def test_resume_from_a_mid_training_checkpoint_is_exact(data, overrides):
     """N steps straight == N/2 steps, save, load into a fresh agent, fit on to N (crosses both stages)."""
     cfg = {**TEST_CONFIG, **overrides, "tokenizer_fraction": 0.6}
@@ -159,3 +161,87 @@ def test_diagnostics_report_every_stage_and_the_response_to_the_target(data):
         assert np.isfinite(figures[name]) and figures[name] >= 0, name
     assert [row["fraction"] for row in figures["by_target"]] == list(TARGET_FRACTIONS)
     assert all(row["goal_distance_plan_end"] > 0 for row in figures["by_target"])
+
+
+def _acting_targets(agent, data, rewards, steps=3):
+    """Normalised R_t of each of ``steps`` act calls for 2 envs that receive ``rewards`` each step."""
+    agent.reset(2)
+    seen = []
+    for _ in range(steps):
+        obs = data.observations[[0, 35]]
+        seen.append(agent._acting_target(torch.as_tensor(agent.norm.obs(obs), dtype=torch.float32))[:, 0].numpy())
+        agent.act(obs)
+        agent.observe(np.asarray(rewards, np.float32), np.zeros(2, bool))
+    return np.stack(seen)
+
+
+def test_target_rules_set_the_acting_return(data):
+    agent = MageAgent(seed=0)
+    agent.fit(data, {**TEST_CONFIG, "target_rule": "value", "value_expectile": 0.9}, 8)
+    norm = agent.norm
+    start = norm.target_return / norm.rtg_scale
+    agent.cfg.target_rule = "rolled"
+    rolled = _acting_targets(agent, data, [0.0, 0.0])
+    np.testing.assert_allclose(rolled[:, 0], start / 0.99 ** np.arange(3), rtol=1e-5)   # grows without reward
+    agent.cfg.target_rule = "clamped"
+    clamped = _acting_targets(agent, data, [0.0, 0.0], steps=40)
+    assert clamped.max() <= norm.rtg_max + 1e-6 and clamped[-1, 0] == pytest.approx(norm.rtg_max)
+    agent.cfg.target_rule = "fixed"
+    np.testing.assert_allclose(_acting_targets(agent, data, [1.0, 1.0]), start, rtol=1e-6)
+    agent.cfg.target_rule = "value"
+    value = _acting_targets(agent, data, [1.0, 1.0])
+    s0 = torch.as_tensor(norm.obs(data.observations[[0, 35]]), dtype=torch.float32)
+    np.testing.assert_allclose(value[0], agent.model.return_head(s0)[:, 0].detach().numpy(), rtol=1e-6)
+
+
+def test_the_value_head_learns_an_upper_expectile_of_the_return():
+    """V(s) on data whose RTG at a state is 0 or 1 with equal odds: tau 0.9 lands well above the mean 0.5."""
+    from mage.value import ReturnHead, expectile_loss
+    torch.manual_seed(0)
+    head = ReturnHead(2, 32)
+    opt = torch.optim.Adam(head.parameters(), lr=1e-2)
+    s = torch.zeros(256, 2)
+    R = (torch.arange(256) % 2).float()[:, None]
+    for _ in range(300):
+        loss = expectile_loss(head(s), R, 0.9)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert head(s[:1]).item() == pytest.approx(0.9, abs=0.03)   # the 0.9-expectile of {0, 1} is 0.9
+
+
+def test_rtg_across_cuts_runs_on_through_a_continuing_stream():
+    import dataclasses
+    from mage.data import returns_to_go, segment_starts
+    data = dataclasses.replace(point_mass_dataset(num_episodes=3, length=30), continuing=True)
+    cut = returns_to_go(data, 0.99, across_cuts=False)
+    stream = returns_to_go(data, 0.99, across_cuts=True)
+    np.testing.assert_array_equal(cut, data.returns_to_go)
+    np.testing.assert_array_equal(segment_starts(data, True), [0, 90])
+    # the last row of a cut now carries the next cut's discounted return
+    assert stream[29] == pytest.approx(data.rewards[29] + 0.99 * stream[30], rel=1e-5)
+    assert cut[29] == pytest.approx(data.rewards[29])
+    np.testing.assert_allclose(stream[60:], cut[60:], rtol=1e-6)      # the stream's last cut is unchanged
+    norm = Normalizer.from_data(data, 1.0, 1.0, across_cuts=True)
+    sampler = WindowSampler(data, norm, MageModel(resolve_config(TEST_CONFIG), 4, 2).layout, 8, torch.device("cpu"), True)
+    assert int(sampler.end[25]) == 89        # windows span the cut at row 30
+    not_continuing = dataclasses.replace(data, continuing=False)
+    np.testing.assert_array_equal(returns_to_go(not_continuing, 0.99, across_cuts=True), data.returns_to_go)
+
+
+def test_sampled_generation_feeds_each_scale_its_own_samples(data):
+    """Alg. 5: scale k's logits depend on the scales < k through the samples drawn from them."""
+    from mage.training import sampled_generation
+    torch.manual_seed(0)
+    model = MageModel(resolve_config(TEST_CONFIG), data.obs_dim, data.act_dim).eval()
+    cond = torch.randn(4, data.obs_dim + 1)
+    logits, onehots = sampled_generation(model, cond, 1.0)
+    assert logits.shape == (4, sum(model.cfg.scales), model.cfg.codebook_size)
+    assert [y.shape[1] for y in onehots] == list(model.cfg.scales)
+    assert all(torch.all(y.sum(-1) == 1) for y in onehots)
+    # the first scale sees only the condition: the teacher-forced pass agrees there
+    tf = model.generator(cond, torch.zeros(4, sum(model.cfg.scales[1:]), model.cfg.codebook_dim), model.rtg_index)
+    torch.testing.assert_close(logits[:, :1], tf[:, :1].float())
+    loss = logits[:, -model.cfg.scales[-1]:].logsumexp(-1).sum()
+    loss.backward()   # the finest scale's inputs are made of codebook vectors of the coarser samples
+    assert model.quantizer.codebook.weight.grad.abs().sum() > 0

@@ -1,11 +1,13 @@
 """A tiny real Agent for harness tests: linear behaviour cloning, trained with Adam.
 
 It follows the Agent protocol (harness/agent.py) so the harness can be tested without MAGE or the
-baselines. Two test hooks, both real behaviour rather than mocks:
+baselines. Test hooks, all real behaviour rather than mocks:
 - ``nan_at_step``: the loss becomes NaN at that step (fakes a diverging run), so ``fit`` raises
   FloatingPointError as the protocol asks;
 - $MAGE_TOY_FIT_LOG: a file each ``fit`` call appends "start <seed> <step>" and "end <seed> <step>"
-  lines to, so a test can count how often each run was trained.
+  lines to, so a test can count how often each run was trained;
+- ``act_noise``: act adds Gaussian noise drawn from the same generator that samples training batches
+  (an agent that does not keep acting and training apart), so evaluating it midway changes training.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ class ToyConfig:
     nan_at_step: int | None = None   # test hook: the loss is NaN from this step on
     sleep_per_step: float = 0.0      # test hook: seconds per step, so a test can kill a run midway
     tag: str = ""                    # test hook: distinguishes plan columns that are otherwise equal
+    act_noise: float = 0.0           # test hook: std of action noise drawn from the training generator
 
 
 class ToyAgent:
@@ -94,7 +97,10 @@ class ToyAgent:
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:
         x = torch.as_tensor(((obs - self.obs_mean) / self.obs_std).astype(np.float32))
-        return np.clip(self.policy(x).numpy(), self.low, self.high).astype(np.float32)
+        action = self.policy(x).numpy()
+        if self.config.act_noise:
+            action = action + self.rng.normal(0.0, self.config.act_noise, action.shape)
+        return np.clip(action, self.low, self.high).astype(np.float32)
 
     def observe(self, rewards: np.ndarray, dones: np.ndarray) -> None:
         pass

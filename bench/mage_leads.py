@@ -1,0 +1,170 @@
+"""Trained MAGE runs acted with other choices, without retraining: the evaluation-only leads of issue 15.
+
+    python bench/mage_leads.py results/runs/mage-maze2d-umaze-s{0,1,2,3}-* --episodes 50 \
+        --variants rolled clamped fixed fixed:2 value:0.9 value:0.99 inv-generated --out results/bench/leads.json
+
+Each run (its final checkpoint.pt) is evaluated under every variant, on the episodes the harness
+would play (seed 10,000 + training seed), and the table prints mean ± SE over runs (seeds) with the
+success rate and, on goal-reaching suites, the return of the episodes that reached the goal (how long
+they stayed). Variants:
+
+- ``rolled`` / ``clamped`` / ``fixed[:x]``: the target rule of MageConfig (x scales the target);
+- ``value:tau[:x]``: target rule "value", with V(s) fitted here on the run's data (the stage-2 steps and
+  batch of the run, its own optimiser, as training it beside stage 2 does; nothing else changes);
+- ``inv-generated``: the latent inverse dynamics refitted on the Z of the generator's greedy tokens
+  (what it reads while acting) instead of the true Z, from the run's I, for ``--inverse-steps`` steps;
+- ``explicit``: the action from the explicit head I(s_0, s_1_hat) of the decoded plan.
+
+For the rolled rule it also prints how far R_t leaves the data's range (mean over episodes of the
+largest normalised R_t; the data's is at most 1).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mage.agent import MageAgent  # noqa: E402
+from mage.data import WindowSampler  # noqa: E402
+from mage.policy import generate  # noqa: E402
+from mage.value import ReturnHead, expectile_loss  # noqa: E402
+
+
+def load_run(run_dir: Path) -> tuple[MageAgent, dict]:
+    info = json.loads((run_dir / "result.json").read_text())
+    agent = MageAgent(seed=info["seed"])
+    agent.load_state_dict(torch.load(run_dir / "checkpoint.pt", weights_only=False)["agent"])
+    return agent, info
+
+
+def fit_return_head(agent: MageAgent, data, tau: float, seed: int) -> ReturnHead:
+    """V(s) as target_rule "value" trains it: expectile tau of the normalised RTG, stage-2 steps and batch."""
+    cfg, model = agent.cfg, agent.model
+    torch.manual_seed(seed)
+    head = ReturnHead(model.obs_dim, model.latent_inverse.net[0].out_features)
+    opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
+    sampler = WindowSampler(data, agent.norm, model.layout, cfg.horizon, agent.device, cfg.rtg_across_cuts)
+    gen = torch.Generator().manual_seed(seed)
+    stage2 = agent.step - int(round(cfg.tokenizer_fraction * agent.step))
+    for _ in range(stage2):
+        batch = sampler.sample(cfg.batch_size, gen)
+        loss = expectile_loss(head(batch["s0"]), batch["R0"], tau)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return head.eval()
+
+
+def refit_inverse_on_generated(agent: MageAgent, data, steps: int, seed: int) -> None:
+    """Fine-tune I on (Z of the greedy tokens for the data's (s_0, R_0), a_0), in place."""
+    cfg, model = agent.cfg, agent.model
+    model.eval()
+    opt = torch.optim.Adam(model.latent_inverse.parameters(), lr=cfg.lr)
+    sampler = WindowSampler(data, agent.norm, model.layout, cfg.horizon, agent.device, cfg.rtg_across_cuts)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        batch = sampler.sample(cfg.batch_size, gen)
+        _, _, f_gen = generate(model, model.condition(batch["s0"], batch["R0"]))
+        loss = (model.latent_inverse(f_gen.float()) - batch["a0"]).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    agent._actor = None   # the fast path reads the parameters in place; rebuilt anyway for safety
+
+
+class TargetLog:
+    """Wraps an agent; keeps the normalised R_t of every act call ([T, B])."""
+
+    def __init__(self, agent: MageAgent):
+        self.agent, self.rows = agent, []
+        original = agent._acting_target
+
+        def logged(s0):
+            R0 = original(s0)
+            self.rows.append(R0[:, 0].cpu().numpy().copy())
+            return R0
+        agent._acting_target = logged
+
+    def max_per_episode(self) -> np.ndarray:
+        return np.stack(self.rows).max(0) if self.rows else np.zeros(0)
+
+
+def variant_agent(base: MageAgent, variant: str, data, inverse_steps: int, seed: int) -> MageAgent:
+    agent = copy.deepcopy(base)
+    name, *args = variant.split(":")
+    cfg = agent.cfg
+    if name in ("rolled", "clamped", "fixed"):
+        cfg.target_rule = name
+        if args:
+            agent.norm.target_return *= float(args[0])
+    elif name == "value":
+        cfg.target_rule = "value"
+        cfg.target_return_scale = float(args[1]) if len(args) > 1 else 1.0
+        agent.model.return_head = fit_return_head(agent, data, float(args[0]), seed)
+    elif name == "inv-generated":
+        refit_inverse_on_generated(agent, data, inverse_steps, seed)
+    elif name == "explicit":
+        cfg.inverse_dynamics, cfg.act_backend = "explicit", "eager"
+    else:
+        raise SystemExit(f"mage_leads: unknown variant {variant!r}")
+    agent._actor = None
+    agent.reset(1)
+    return agent
+
+
+def main() -> None:
+    from harness.runs import eval_seed
+    from suites.evaluation import evaluate
+    from suites.registry import load_offline_dataset
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path, help="results/runs/<mage run id> folders (one per seed)")
+    ap.add_argument("--variants", nargs="+", default=["rolled", "clamped", "fixed", "value:0.9"])
+    ap.add_argument("--episodes", type=int, default=50)
+    ap.add_argument("--inverse-steps", type=int, default=2000)
+    ap.add_argument("--out", type=Path, help="JSON of every figure")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rows = []
+    for run_dir in args.runs:
+        base, info = load_run(run_dir)
+        data = load_offline_dataset(info["dataset"], info.get("data_profile") or info["profile"])
+        for variant in args.variants:
+            agent = variant_agent(base, variant, data, args.inverse_steps, info["seed"])
+            log = TargetLog(agent)
+            result = evaluate(agent, info["dataset"], episodes=args.episodes, seed=eval_seed(info["seed"]))
+            success = np.asarray(result.success if result.success is not None else [], bool)
+            row = {"run": run_dir.name, "seed": info["seed"], "variant": variant, "score": float(result.normalized.mean()),
+                   "success": float(success.mean()) if success.size else None,
+                   "return_given_success": float(result.returns[success].mean()) if success.any() else None,
+                   "max_R": float(log.max_per_episode().mean()), "normalized": result.normalized.tolist()}
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "normalized"}), flush=True)
+    print(summary_table(rows, args.episodes))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=1))
+
+
+def summary_table(rows: list[dict], episodes: int) -> str:
+    lines = [f"| variant | score, mean ± SE over seeds ({episodes} episodes each) | per seed | success | return given success | max normalised R_t |",
+             "|---|---|---|---|---|---|"]
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        sel = [r for r in rows if r["variant"] == variant]
+        scores = np.array([r["score"] for r in sel])
+        se = scores.std(ddof=1) / np.sqrt(len(scores)) if len(scores) > 1 else float("nan")
+        mean = lambda key: np.mean([r[key] for r in sel if r[key] is not None]) if any(r[key] is not None for r in sel) else float("nan")
+        lines.append(f"| {variant} | {scores.mean():.1f} ± {se:.1f} | {', '.join(f'{s:.1f}' for s in scores)} | "
+                     f"{mean('success'):.2f} | {mean('return_given_success'):.0f} | {mean('max_R'):.2f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
