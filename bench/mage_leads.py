@@ -97,7 +97,16 @@ class TargetLog:
 
 
 def variant_agent(base: MageAgent, variant: str, data, inverse_steps: int, seed: int) -> MageAgent:
+    """A copy of ``base`` acting under ``variant``; "a+b" applies a, then b."""
     agent = copy.deepcopy(base)
+    for part in variant.split("+"):
+        apply_variant(agent, part, data, inverse_steps, seed)
+    agent._actor = None
+    agent.reset(1)
+    return agent
+
+
+def apply_variant(agent: MageAgent, variant: str, data, inverse_steps: int, seed: int) -> None:
     name, *args = variant.split(":")
     cfg = agent.cfg
     if name in ("rolled", "clamped", "fixed"):
@@ -114,9 +123,6 @@ def variant_agent(base: MageAgent, variant: str, data, inverse_steps: int, seed:
         cfg.inverse_dynamics, cfg.act_backend = "explicit", "eager"
     else:
         raise SystemExit(f"mage_leads: unknown variant {variant!r}")
-    agent._actor = None
-    agent.reset(1)
-    return agent
 
 
 def main() -> None:
