@@ -17,8 +17,8 @@ they stayed). Variants:
 - ``explicit[:observed]``: the action from the explicit head I(s_0_hat, s_1_hat) of the decoded plan
   (``observed``: I(s_0, s_1_hat) from the observed state).
 
-For the rolled rule it also prints how far R_t leaves the data's range (mean over episodes of the
-largest normalised R_t; the data's is at most 1).
+It also prints how far R_t leaves the data's range (mean over episodes of the largest normalised R_t;
+the data's is at most 1) and the mean start error |s_0_hat - s_0|^2 (z-scored) of the plans acted on.
 """
 from __future__ import annotations
 
@@ -80,20 +80,30 @@ def refit_inverse_on_generated(agent: MageAgent, data, steps: int, seed: int) ->
 
 
 class TargetLog:
-    """Wraps an agent; keeps the normalised R_t of every act call ([T, B])."""
+    """Wraps an agent; keeps the normalised R_t of every act call ([T, B]) and the start error
+    |s_0_hat - s_0|^2 (z-scored states) of the plan it is acting on."""
 
     def __init__(self, agent: MageAgent):
-        self.agent, self.rows = agent, []
+        self.agent, self.rows, self.start_errors = agent, [], []
         original = agent._acting_target
+        model = agent.model
 
         def logged(s0):
             R0 = original(s0)
             self.rows.append(R0[:, 0].cpu().numpy().copy())
+            if model.layout.states is not None:
+                with torch.no_grad():
+                    _, _, f_hat = generate(model, model.condition(s0, R0))
+                    plan_s0 = model.plan_window(f_hat, s0, R0)[:, 0, model.layout.states].float()
+                self.start_errors.append(float((plan_s0 - s0).pow(2).mean()))
             return R0
         agent._acting_target = logged
 
     def max_per_episode(self) -> np.ndarray:
         return np.stack(self.rows).max(0) if self.rows else np.zeros(0)
+
+    def mean_start_error(self) -> float | None:
+        return float(np.mean(self.start_errors)) if self.start_errors else None
 
 
 def variant_agent(base: MageAgent, variant: str, data, inverse_steps: int, seed: int) -> MageAgent:
@@ -151,7 +161,8 @@ def main() -> None:
             row = {"run": run_dir.name, "seed": info["seed"], "variant": variant, "score": float(result.normalized.mean()),
                    "success": float(success.mean()) if success.size else None,
                    "return_given_success": float(result.returns[success].mean()) if success.any() else None,
-                   "max_R": float(log.max_per_episode().mean()), "normalized": result.normalized.tolist()}
+                   "max_R": float(log.max_per_episode().mean()), "plan_start_error": log.mean_start_error(),
+                   "normalized": result.normalized.tolist()}
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "normalized"}), flush=True)
     print(summary_table(rows, args.episodes))
@@ -161,15 +172,16 @@ def main() -> None:
 
 
 def summary_table(rows: list[dict], episodes: int) -> str:
-    lines = [f"| variant | score, mean ± SE over seeds ({episodes} episodes each) | per seed | success | return given success | max normalised R_t |",
-             "|---|---|---|---|---|---|"]
+    lines = [f"| variant | score, mean ± SE over seeds ({episodes} episodes each) | per seed | success | return given success "
+             "| max normalised R_t | plan start error |", "|---|---|---|---|---|---|---|"]
     for variant in dict.fromkeys(r["variant"] for r in rows):
         sel = [r for r in rows if r["variant"] == variant]
         scores = np.array([r["score"] for r in sel])
         se = scores.std(ddof=1) / np.sqrt(len(scores)) if len(scores) > 1 else float("nan")
         mean = lambda key: np.mean([r[key] for r in sel if r[key] is not None]) if any(r[key] is not None for r in sel) else float("nan")
         lines.append(f"| {variant} | {scores.mean():.1f} ± {se:.1f} | {', '.join(f'{s:.1f}' for s in scores)} | "
-                     f"{mean('success'):.2f} | {mean('return_given_success'):.0f} | {mean('max_R'):.2f} |")
+                     f"{mean('success'):.2f} | {mean('return_given_success'):.0f} | {mean('max_R'):.2f} | "
+                     f"{mean('plan_start_error'):.2f} |")
     return "\n".join(lines)
 
 

@@ -32,7 +32,7 @@ class MageModel(nn.Module):
         self.decoder = Decoder(self.layout.width, cfg.tokenizer_width, cfg.tokenizer_depth, cfg.codebook_dim,
                                cfg.horizon, use_rtg=cond_rtg and cfg.rtg_in_decoder,
                                adapter_dim=cfg.adapter_dim if cfg.decoder_refinement == "adapter" else None,
-                               adapter_cond_dim=obs_dim + 1 if cfg.adapter_condition else None)
+                               adapter_cond_dim=obs_dim + 1 if cfg.adapter_condition and cfg.decoder_refinement == "adapter" else None)
         self.generator = MultiScaleTransformer(obs_dim + 1, cfg.codebook_dim, cfg.codebook_size, cfg.scales,
                                                cfg.embed_dim, cfg.num_blocks, cfg.num_heads, cfg.dropout,
                                                cfg.rtg_in_fine_scales)
@@ -56,7 +56,8 @@ class MageModel(nn.Module):
     @property
     def inverse_in_tokenizer(self) -> bool:
         """Whether stage 1 trains the latent inverse dynamics (and, through it, the encoder E)."""
-        return self.cfg.inverse_in_tokenizer and self.cfg.inverse_dynamics == "latent" and self.layout.actions is None
+        # whichever head acts: I(Z) is trained in stage 2 either way, and Z keeping a_0 helps the plan too
+        return self.cfg.inverse_in_tokenizer and self.layout.actions is None
 
     def uses_adapters(self) -> bool:
         return self.cfg.decoder_refinement == "adapter"

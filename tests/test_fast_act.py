@@ -45,6 +45,11 @@ def trained_model(steps: int = 3, **overrides) -> MageModel:
     return model
 
 
+def action_head(model: MageModel) -> torch.nn.Module:
+    """The inverse-dynamics head the config acts with."""
+    return model.explicit_inverse if model.cfg.inverse_dynamics == "explicit" else model.latent_inverse
+
+
 def eager_actions(model: MageModel, s0: torch.Tensor, R0: torch.Tensor) -> torch.Tensor:
     was_training = model.training
     model.eval()
@@ -57,7 +62,8 @@ def eager_actions(model: MageModel, s0: torch.Tensor, R0: torch.Tensor) -> torch
 CONFIGS = [
     pytest.param({}, id="paper-defaults-small"),
     pytest.param({"num_scales": 1}, id="K=1"),
-    pytest.param({"inverse_dynamics": "explicit"}, id="explicit-inverse"),
+    pytest.param({"inverse_dynamics": "latent"}, id="latent-inverse"),
+    pytest.param({"adapter_condition": False}, id="unconditioned-adapters"),
     pytest.param({"rtg_in_fine_scales": False}, id="no-rtg-in-fine-scales"),
     pytest.param({"scheme": "a"}, id="scheme-a-decoded-actions"),
     pytest.param({"inverse_dynamics": "explicit", "explicit_from": "observed", "adapter_condition": True},
@@ -85,7 +91,7 @@ def test_fast_actor_follows_training_updates():
     s0, R0 = torch.randn(3, OBS_DIM), torch.rand(3, 1)
     before = actor.act(s0, R0)
     with torch.no_grad():
-        model.latent_inverse.net[-1].bias.add_(0.5)
+        action_head(model).net[-1].bias.add_(0.5)
     after = actor.act(s0, R0)
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after, eager_actions(model, s0, R0), atol=1e-5, rtol=0)
@@ -117,7 +123,7 @@ def test_cuda_graph_needs_cuda():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("overrides", [{}, {"num_scales": 1}, {"inverse_dynamics": "explicit"}])
+@pytest.mark.parametrize("overrides", [{}, {"num_scales": 1}, {"inverse_dynamics": "latent"}])
 @pytest.mark.parametrize("batch", [1, 7])
 def test_fast_actor_matches_eager_on_cuda(overrides, batch):
     """fp32 + CUDA graph == eager fp32 (tight); bf16 + CUDA graph close to eager under bf16 autocast."""
@@ -135,7 +141,7 @@ def test_fast_actor_matches_eager_on_cuda(overrides, batch):
     # bf16 rounding can flip a near-tied token; the actions stay close in [-1, 1]
     assert (fast.act(s0, R0) - eager_bf16.float()).abs().mean() < 0.05
     with torch.no_grad():  # an optimiser-like in-place update reaches the graph through the bf16 mirrors
-        model.latent_inverse.net[-1].bias.add_(0.5)
+        action_head(model).net[-1].bias.add_(0.5)
         for p in model.generator.parameters():
             p.mul_(1.01)
     torch.testing.assert_close(exact.act(s0, R0), eager_actions(model, s0, R0), atol=1e-4, rtol=0)

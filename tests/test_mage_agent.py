@@ -18,13 +18,13 @@ ABLATIONS = [
     {}, {"num_scales": 1}, {"num_scales": 8}, {"codebook_size": 8}, {"num_blocks": 3},
     {"scheme": "s"}, {"scheme": "a"}, {"scheme": "a+cql"}, {"scheme": "rsa"},
     {"rtg_in_decoder": False}, {"rtg_in_fine_scales": False}, {"rtg_in_cond_loss": False},
-    {"inverse_dynamics": "explicit"}, {"decoder_refinement": "direct"}, {"decoder_refinement": "none"},
+    {"inverse_dynamics": "latent"}, {"adapter_condition": False}, {"decoder_refinement": "direct"}, {"decoder_refinement": "none"},
     {"rtg_mode": "reweight"}, {"rtg_mode": "none"}, {"replan_every": 3},
     {"target_return_quantile": 0.5, "target_return_scale": 1.5}, {"inverse_in_tokenizer": False},
     {"cond_relabel": True}, {"target_rule": "clamped"}, {"target_rule": "fixed"}, {"target_rule": "value"},
     {"rtg_discount": 1.0}, {"rtg_across_cuts": True}, {"generator_inputs": "sampled"}, {"inverse_input": "generated"},
     {"target_rule": "td", "value_updates": 2}, {"inverse_dynamics": "explicit", "explicit_from": "observed"},
-    {"adapter_condition": True, "inverse_dynamics": "explicit"},
+    {"target_rule": "rolled"},
 ]
 
 
@@ -82,7 +82,7 @@ def test_stage_one_inverse_loss_trains_the_encoder_only_when_switched_on(data, e
 
 def test_observe_rolls_the_target_return_down_like_dt(data):
     agent = MageAgent(seed=0)
-    agent.fit(data, {**TEST_CONFIG, "target_return_quantile": 1.0}, 2)
+    agent.fit(data, {**TEST_CONFIG, "target_rule": "rolled", "target_return_quantile": 1.0, "target_return_scale": 1.0}, 2)
     starts = data.returns_to_go[data.episode_starts[:-1]]
     agent.reset(2)
     assert np.allclose(agent._rtg, starts.max(), rtol=1e-6)
@@ -179,7 +179,7 @@ def _acting_targets(agent, data, rewards, steps=3):
 
 def test_target_rules_set_the_acting_return(data):
     agent = MageAgent(seed=0)
-    agent.fit(data, {**TEST_CONFIG, "target_rule": "value", "value_expectile": 0.9}, 8)
+    agent.fit(data, {**TEST_CONFIG, "target_rule": "value", "value_expectile": 0.9, "target_return_scale": 1.0}, 8)
     norm = agent.norm
     start = norm.target_return / norm.rtg_scale
     agent.cfg.target_rule = "rolled"
