@@ -17,8 +17,6 @@ and the number of seeds. A cell without a number says why ("missing: <reason>", 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from harness.atomic import write_text_atomic
 from harness.paper import PaperCell, paper_cell
 from harness.plan import Column, Group, Plan, Row
 
@@ -341,10 +340,3 @@ def _tex(text: str) -> str:
             out.append(char)
     return "".join(out)
 
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the whole new one (temp file in the same folder + os.replace)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.replace(tmp, path)

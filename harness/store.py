@@ -1,6 +1,6 @@
 """The results store: one folder per run under <runs_dir>/<run_id>/ (design §3 "Run").
 
-    result.json      the finished run (written atomically: temp file + os.replace)
+    result.json      the finished run (written atomically by harness/atomic.py)
     failure.json     why the last attempt failed (removed when the run is retried)
     checkpoint.pt    the agent's latest state_dict during training (atomic too)
 
@@ -11,14 +11,14 @@ the run is redone. ``runs_frame`` turns a plan's runs into the frame of docs/int
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from harness.atomic import atomic_path
 
 RESULT_FILE, FAILURE_FILE, CHECKPOINT_FILE = "result.json", "failure.json", "checkpoint.pt"
 FRAME_COLUMNS = ["run_id", "plan", "row", "column", "method", "dataset", "seed", "status", "reason",
@@ -35,13 +35,8 @@ RESULT_SCHEMA: dict[str, type | tuple[type, ...]] = {
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON to ``path`` so that readers see the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as out:
+    with atomic_path(path) as tmp, open(tmp, "w") as out:
         json.dump(payload, out, indent=1, default=_json_default)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
 
 
 def _json_default(value: Any) -> Any:
