@@ -44,7 +44,8 @@ class DatasetSpec:
     generator: dict | None = None     # generated: entry, recipe_version, steps{profile}, kwargs
     derived_from: str | None = None   # derived: base dataset key
     transform: dict | None = None     # derived: {entry: "module:function"}
-    ref_published: dict | None = None
+    ref_published: dict | None = None   # {min, max, source}: the published reference scores where ref_min/max are
+                                        # re-measured here (mazes); tables compare with the paper on these
     generated: bool = False           # True when the data are made here (generated, or derived from such)
     continuing: bool = False          # episodes are consecutive cuts of one stream (OfflineDataset.continuing)
     description: str = ""
@@ -217,3 +218,14 @@ def normalized_score(key: str, returns) -> np.ndarray:
     """D4RL normalisation, float64 array like ``returns``: 100 * (R - ref_min) / (ref_max - ref_min)."""
     spec = dataset_spec(key)
     return 100.0 * (np.asarray(returns, np.float64) - spec.ref_min) / (spec.ref_max - spec.ref_min)
+
+
+def published_score(key: str, returns) -> np.ndarray | None:
+    """The same normalisation with the suite's ``ref_published`` {min, max} (D4RL's published reference
+    scores, which the paper's maze numbers use), float64 like ``returns``; None when the suite has
+    no published reference apart from its own (its scores are then on the paper's scale already)."""
+    published = dataset_spec(key).ref_published
+    if not published:
+        return None
+    low, high = float(published["min"]), float(published["max"])
+    return 100.0 * (np.asarray(returns, np.float64) - low) / (high - low)

@@ -95,6 +95,12 @@ def test_store_statuses_and_frame(tmp_path):
     assert list(frame["status"]) == ["done", "failed", "missing", "missing"]
     assert frame.loc[0, "score"] == 20.0 and frame.loc[0, "success_rate"] == 0.5
     assert frame.loc[0, "episode_scores"] == [10.0, 30.0]
+    # returns [1, 2] on D4RL's published maze2d-umaze refs (min 23.85, max 161.86): the paper's scale
+    assert frame.loc[0, "score_published"] == pytest.approx(100 * (1.5 - 23.85) / (161.86 - 23.85))
+    assert frame["score_published"].iloc[1:].isna().all()
+    pen = _spec(dataset="pen-human", seed=9)
+    store.write_result(pen.run_id, {**_result(pen.run_id), "dataset": "pen-human"})
+    assert runs_frame("t", [("r", "c", pen)], store)["score_published"].isna().all()   # Adroit: one scale
     assert frame.loc[1, "reason"].startswith("NaN")
     store.prepare_attempt(corrupt.run_id)
     assert not (tmp_path / corrupt.run_id / "result.json").exists()
