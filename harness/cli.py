@@ -195,7 +195,7 @@ def _sweep(planned, store: RunStore, args: argparse.Namespace, gpus_per_run: flo
     # Generated datasets are made here, once, before trials that would otherwise race to make them.
     for key in dict.fromkeys(spec.dataset for spec in pending):
         if dataset_spec(key).generated:
-            load_offline_dataset(key, profile)
+            load_offline_dataset(key, profile, progress=not args.quiet)
     progress = SweepProgress(len(planned), len(planned) - len(pending), enabled=not args.quiet)
     try:
         if args.executor == "local":

@@ -150,20 +150,22 @@ def missing_data(key: str, profile: str = "paper") -> str | None:
     return None
 
 
-def load_offline_dataset(key: str, profile: str = "paper", download: bool = False) -> OfflineDataset:
-    """The OfflineDataset of ``key`` (RTG with the suite's γ), generated or downloaded as needed.
+def load_offline_dataset(key: str, profile: str = "paper", download: bool = False,
+                         progress: bool = True) -> OfflineDataset:
+    """The OfflineDataset of ``key`` (RTG with the suite's γ), generated or downloaded as needed;
+    ``progress``: the generator's progress bar (off under --quiet).
 
     Raises MissingDatasetError (absent and ``download`` false; no network call),
     CorruptDatasetError (a file that cannot be read), UnknownDatasetError (bad key).
     """
     spec = dataset_spec(key)
     if spec.derived_from is not None:
-        base = load_offline_dataset(spec.derived_from, profile, download)
+        base = load_offline_dataset(spec.derived_from, profile, download, progress)
         base = _with_gamma(base, spec.gamma)
         derived = _with_gamma(load_entry(spec.transform["entry"])(base), spec.gamma)
         return dataclasses.replace(derived, continuing=spec.continuing)
     if spec.generator is not None:
-        _generate_if_absent(spec, profile)
+        _generate_if_absent(spec, profile, progress)
     parts = []
     for minari_id in spec.minari_ids(profile):
         if not minari_io.is_local(minari_id):
@@ -175,7 +177,7 @@ def load_offline_dataset(key: str, profile: str = "paper", download: bool = Fals
     return dataclasses.replace(data, continuing=spec.continuing) if spec.continuing else data
 
 
-def _generate_if_absent(spec: DatasetSpec, profile: str) -> None:
+def _generate_if_absent(spec: DatasetSpec, profile: str, progress: bool) -> None:
     minari_id = generated_minari_id(spec, profile)
     if minari_io.is_local(minari_id):
         return
@@ -184,7 +186,7 @@ def _generate_if_absent(spec: DatasetSpec, profile: str) -> None:
         raise ValueError(f"dataset {spec.key}: no generator size for profile {profile!r} (has {', '.join(steps)})")
     generate = load_entry(spec.generator["entry"])
     try:
-        generate(minari_id=minari_id, num_steps=int(steps[profile]), seed=GENERATION_SEED,
+        generate(minari_id=minari_id, num_steps=int(steps[profile]), seed=GENERATION_SEED, progress=progress,
                  **(spec.generator.get("kwargs") or {}))
     except (ValueError, OSError):
         if not minari_io.is_local(minari_id):   # another process may have written it meanwhile

@@ -140,3 +140,14 @@ def test_an_added_method_takes_over_its_paper_only_column():
     selected = _select(plan, "bc", None)
     assert [(c.label, c.method, c.is_run, c.paper_column) for c in selected.columns] == [("BC", "bc", True, "BC")]
 
+
+def test_quiet_draws_no_bar_while_it_generates_a_dataset(env, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))   # empty: maze2d-umaze is generated here
+    assert main(["--table", "903", "--datasets", "maze2d-umaze", "--profile", "smoke", "--executor", "local", "--quiet",
+                 "--results-dir", str(tmp_path / "results")]) == 0
+    err = capsys.readouterr().err
+    assert (tmp_path / "datasets" / "mage").is_dir()          # the data were generated in this command
+    assert "%|" not in err and "step/s" not in err, err
+    from suites.mazes import maze2d_stream
+    list(maze2d_stream("umaze", 300, seed=0, progress=True))   # the bar the assertion above looks for
+    assert "%|" in capsys.readouterr().err
