@@ -9,6 +9,7 @@ Three kinds of dataset:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import functools
@@ -156,13 +157,15 @@ def load_offline_dataset(key: str, profile: str = "paper", download: bool = Fals
     ``progress``: the generator's progress bar (off under --quiet).
 
     Raises MissingDatasetError (absent and ``download`` false; no network call),
-    CorruptDatasetError (a file that cannot be read), UnknownDatasetError (bad key).
+    CorruptDatasetError (a file that cannot be read; the message says how to regenerate or
+    download it again), UnknownDatasetError (bad key).
     """
     spec = dataset_spec(key)
     if spec.derived_from is not None:
         base = load_offline_dataset(spec.derived_from, profile, download, progress)
         base = _with_gamma(base, spec.gamma)
-        derived = _with_gamma(load_entry(spec.transform["entry"])(base), spec.gamma)
+        with _how_to_fix(dataset_spec(spec.derived_from), base.name):   # the transform reads the base's files again
+            derived = _with_gamma(load_entry(spec.transform["entry"])(base), spec.gamma)
         return dataclasses.replace(derived, continuing=spec.continuing)
     if spec.generator is not None:
         _generate_if_absent(spec, profile, progress)
@@ -172,9 +175,26 @@ def load_offline_dataset(key: str, profile: str = "paper", download: bool = Fals
             if not download:
                 raise MissingDatasetError(minari_io.missing_message(minari_id))
             minari_io.download(minari_id)
-        parts.append(minari_io.read_dataset(minari_id, spec.gamma))
+        with _how_to_fix(spec, minari_id):
+            parts.append(minari_io.read_dataset(minari_id, spec.gamma))
     data = parts[0] if len(parts) == 1 else _concatenate(parts, spec.gamma)
     return dataclasses.replace(data, continuing=spec.continuing) if spec.continuing else data
+
+
+@contextlib.contextmanager
+def _how_to_fix(spec: DatasetSpec, minari_id: str):
+    """A CorruptDatasetError raised inside gets what to do about it: a generated dataset is made again
+    once its folder is removed (the recipe and seed are fixed, so it comes back the same); a downloaded
+    one is fetched again over the local copy."""
+    try:
+        yield
+    except CorruptDatasetError as error:
+        if spec.generator is not None:
+            fix = (f"it is generated here: remove it (rm -r '{minari_io.dataset_dir(minari_id)}') and run the "
+                   f"command again to regenerate it")
+        else:
+            fix = f"download it again: minari download --force {minari_id}"
+        raise CorruptDatasetError(f"{error}; {fix}") from error
 
 
 def _generate_if_absent(spec: DatasetSpec, profile: str, progress: bool) -> None:
