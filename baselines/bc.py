@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import BaselineAgent, TransitionSampler, check_finite, mlp, modified_rewards
+from baselines.common import BaselineAgent, TransitionSampler, check_finite, check_ranges, mlp, modified_rewards
 
 
 @dataclass
@@ -23,6 +23,9 @@ class BCConfig:
     num_layers: int = 2         # CORL: two hidden layers
     learning_rate: float = 3e-4  # CORL: Adam 3e-4
     batch_size: int = 256       # CORL
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("hidden_dim", "num_layers", "learning_rate", "batch_size"))
 
 
 class BCAgent(BaselineAgent):

@@ -30,6 +30,17 @@ def config_from_overrides(config_cls: type, overrides: dict[str, Any] | None) ->
     return config_cls(**dict(overrides or {}))
 
 
+def check_ranges(config: Any, positive: tuple[str, ...] = (), fractions: tuple[str, ...] = ()) -> None:
+    """A config dataclass's ``__post_init__`` check: ValueError naming the first field of ``positive``
+    that is not > 0 or of ``fractions`` outside [0, 1], with its value."""
+    for name in positive:
+        if not getattr(config, name) > 0:
+            raise ValueError(f"{name} must be > 0, got {getattr(config, name)}")
+    for name in fractions:
+        if not 0.0 <= getattr(config, name) <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {getattr(config, name)}")
+
+
 def suite_overrides_from_yaml(method: str, suite: str) -> dict[str, Any]:
     """``suites[suite]`` of baselines/configs/<method>.yaml (the ``source`` entry dropped); {} when absent."""
     path = CONFIG_DIR / f"{method}.yaml"

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import (BaselineAgent, ParamHolder, TransitionSampler, check_finite, mlp,
+from baselines.common import (BaselineAgent, ParamHolder, TransitionSampler, check_finite, check_ranges, mlp,
                               modified_rewards, soft_update)
 
 
@@ -52,6 +52,11 @@ class CQLConfig:
     normalize_reward: bool = False   # CORL: 1000/(max-min return) scaling (locomotion)
     reward_scale: float = 1.0        # CORL antmaze: 10
     reward_bias: float = 0.0         # CORL antmaze: -5
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("hidden_dim", "actor_layers", "q_hidden_layers", "policy_lr", "qf_lr", "batch_size",
+                                     "cql_n_actions", "target_update_period", "cql_temp"),
+                     fractions=("discount", "soft_target_update_rate"))
 
 
 def init_weights(net: nn.Sequential, orthogonal: bool) -> None:

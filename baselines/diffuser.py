@@ -43,7 +43,7 @@ import torch
 import yaml
 from diffusers import DDPMScheduler, UNet1DModel
 
-from baselines.common import CONFIG_DIR, check_finite, suite_overrides_from_yaml
+from baselines.common import CONFIG_DIR, check_finite, check_ranges, suite_overrides_from_yaml
 
 CONFIG_FILE = CONFIG_DIR / "diffuser.yaml"
 
@@ -83,29 +83,32 @@ class DiffuserConfig:
     goal_obs_slice: list[int] | None = None  # [start, stop] of the goal inside the observation (multi2d, ogbench)
     position_slice: list[int] = field(default_factory=lambda: [0, 2])  # not in paper: where a maze observation keeps (x, y)
 
+    def __post_init__(self) -> None:
+        self.dim_mults = tuple(int(m) for m in self.dim_mults)
+        check_ranges(self, positive=("horizon", "n_diffusion_steps", "dim", "batch_size", "learning_rate",
+                                     "gradient_accumulate_every", "update_ema_every", "plan_samples", "replan_every"),
+                     fractions=("ema_decay", "value_discount"))
+        if self.normalizer not in ("gaussian", "limits"):
+            raise ValueError(f"Diffuser normalizer must be gaussian or limits, not {self.normalizer!r}")
+        levels = len(self.dim_mults) - 1
+        if self.horizon % (2 ** levels):
+            raise ValueError(f"Diffuser horizon {self.horizon} must be divisible by 2**{levels} (dim_mults {self.dim_mults})")
+        if self.dim % 8:
+            raise ValueError(f"Diffuser dim {self.dim} must be a multiple of 8 (GroupNorm with 8 groups)")
+        if self.n_guide_steps and (self.dim * self.dim_mults[-1]) % 32:
+            raise ValueError("Diffuser value function needs dim * dim_mults[-1] to be a multiple of 32 (GroupNorm in its head)")
+        if self.n_guide_steps and _value_output_length(self.horizon, len(self.dim_mults)) != 1:
+            raise ValueError(f"Diffuser value function needs horizon <= {2 ** (len(self.dim_mults) + 2)} "
+                             f"for dim_mults {self.dim_mults}, got {self.horizon}")
+
 
 def _validated_config(overrides: dict[str, Any]) -> DiffuserConfig:
+    """The defaults updated by ``overrides`` (its ``__post_init__`` checks the values); ValueError for an unknown key."""
     known = {f.name for f in dataclasses.fields(DiffuserConfig)}
     for key in overrides:
         if key not in known:
             raise ValueError(f"unknown Diffuser config key {key!r}")
-    config = dataclasses.replace(DiffuserConfig(), **overrides)
-    config.dim_mults = tuple(int(m) for m in config.dim_mults)
-    if config.normalizer not in ("gaussian", "limits"):
-        raise ValueError(f"Diffuser normalizer must be gaussian or limits, not {config.normalizer!r}")
-    if config.replan_every < 1 or config.plan_samples < 1:
-        raise ValueError("Diffuser replan_every and plan_samples must be at least 1")
-    levels = len(config.dim_mults) - 1
-    if config.horizon % (2 ** levels):
-        raise ValueError(f"Diffuser horizon {config.horizon} must be divisible by 2**{levels} (dim_mults {config.dim_mults})")
-    if config.dim % 8:
-        raise ValueError(f"Diffuser dim {config.dim} must be a multiple of 8 (GroupNorm with 8 groups)")
-    if config.n_guide_steps and (config.dim * config.dim_mults[-1]) % 32:
-        raise ValueError(f"Diffuser value function needs dim * dim_mults[-1] to be a multiple of 32 (GroupNorm in its head)")
-    if config.n_guide_steps and _value_output_length(config.horizon, len(config.dim_mults)) != 1:
-        raise ValueError(f"Diffuser value function needs horizon <= {2 ** (len(config.dim_mults) + 2)} "
-                         f"for dim_mults {config.dim_mults}, got {config.horizon}")
-    return config
+    return dataclasses.replace(DiffuserConfig(), **overrides)
 
 
 def _value_output_length(horizon: int, levels: int) -> int:

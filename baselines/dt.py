@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import BaselineAgent, check_finite
+from baselines.common import BaselineAgent, check_finite, check_ranges
 
 
 @dataclass
@@ -52,6 +52,13 @@ class DTConfig:
     target_return: float | None = None  # absolute target (raw units); None: from the quantile below
     target_return_quantile: float = 1.0  # not in paper: dataset-relative stand-in for CORL's per-dataset constants
     target_return_scale: float = 1.0     # not in paper: multiplier on that quantile
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("seq_len", "episode_len", "embedding_dim", "num_layers", "num_heads",
+                                     "learning_rate", "batch_size", "clip_grad", "warmup_steps"),
+                     fractions=("attention_dropout", "residual_dropout", "embedding_dropout", "target_return_quantile"))
+        if self.embedding_dim % self.num_heads:
+            raise ValueError(f"embedding_dim {self.embedding_dim} is not divisible by num_heads {self.num_heads}")
 
 
 class Block(nn.Module):

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import BaselineAgent, ParamHolder, TransitionSampler, check_finite, mlp, modified_rewards, soft_update
+from baselines.common import (BaselineAgent, ParamHolder, TransitionSampler, check_finite, check_ranges, mlp,
+                              modified_rewards, soft_update)
 
 EXP_ADV_MAX = 100.0  # CORL: clip on exp(β·A)
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # CORL GaussianPolicy
@@ -41,6 +42,10 @@ class IQLConfig:
     normalize_reward: bool = False  # CORL: 1000/(max-min return) scaling (locomotion)
     reward_scale: float = 1.0       # reward * scale + bias after normalisation
     reward_bias: float = 0.0        # CORL antmaze: -1
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("hidden_dim", "num_layers", "actor_lr", "qf_lr", "vf_lr", "batch_size"),
+                     fractions=("discount", "tau", "iql_tau", "actor_dropout"))
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:

@@ -13,12 +13,16 @@ and returns the terminal table (tabulate). Per cell: the mean over seeds of each
 normalised score, ± the standard error over seeds (or the std, as the plan's ``spread`` says),
 and the number of seeds. A cell without a number says why ("missing: <reason>", "failed:
 <reason>"); it is never blank or zero. Paper-only columns show the paper's numbers.
+
+Scales: our numbers (cells, Δ, bold, IQM, plots) are on the paper's scale: where a suite keeps the
+published reference scores apart from its own (the mazes: ``ref_published`` are D4RL's, ``ref_min``/
+``ref_max`` re-measured on our physics), each run's returns are normalised with the published ones,
+as the paper's numbers are; the score on the re-measured ones is shown beside it in brackets and
+kept in the CSV's ``ours_remeasured_*`` columns. Suites without published references have one scale.
 """
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,12 +31,19 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from harness.atomic import write_text_atomic
 from harness.paper import PaperCell, paper_cell
 from harness.plan import Column, Group, Plan, Row
 
-RUN_COLUMNS = ["run_id", "plan", "row", "column", "method", "dataset", "seed", "status", "reason", "score"]
+RUN_COLUMNS = ["run_id", "plan", "row", "column", "method", "dataset", "seed", "status", "reason", "score",
+               "score_published"]
 TIDY_COLUMNS = ["kind", "row", "column", "ours_mean", "ours_pm", "n_seeds", "paper_mean", "paper_pm",
-                "paper_raw", "diff", "status", "reason"]
+                "paper_raw", "diff", "status", "reason", "ours_remeasured_mean", "ours_remeasured_pm"]
+# The footers of tables with two-scale (maze) cells: which number is which.
+SCALES_NOTE = ("Maze cells: ours on the paper's scale (D4RL's published reference scores, as the paper normalises), "
+               "[in brackets: on reference scores re-measured on our physics]; Δ on the paper's scale.")
+TEX_SCALES_NOTE = (" Maze cells: ours on the paper's scale (D4RL's published reference scores); the CSV also has "
+                   "them on reference scores re-measured on our physics (ours_remeasured_mean).")
 IQM_COLUMNS = ["column", "iqm", "ci_low", "ci_high", "n_tasks", "n_seeds"]
 BOOTSTRAP_REPS = 2000   # not in paper: rliable's default is 50,000; 2,000 keeps tables fast, CI stable to ~0.1
 BOOTSTRAP_SEED = 0      # fixed, so a table rendered twice from the same runs is identical
@@ -44,7 +55,7 @@ class Cell:
     kind: str                 # cell | group
     row: str
     column: str
-    ours_mean: float          # NaN when we have no number
+    ours_mean: float          # on the paper's scale (module docstring); NaN when we have no number
     ours_pm: float            # NaN when undefined (one seed, spread none)
     n_seeds: int
     planned_seeds: int
@@ -52,6 +63,12 @@ class Cell:
     status: str               # done | partial | failed | missing | paper_only
     reason: str
     decimals: int = 1         # as the paper prints the table (Table 8's milliseconds: 2)
+    remeasured_mean: float = math.nan   # on the suite's re-measured reference scores; NaN: one scale only
+    remeasured_pm: float = math.nan
+
+    @property
+    def two_scales(self) -> bool:
+        return not math.isnan(self.remeasured_mean)
 
     @property
     def diff(self) -> float:
@@ -64,7 +81,7 @@ def render(plan: Plan, runs: pd.DataFrame, results_dir: Path | str) -> str:
     """Write the plan's table files under ``results_dir`` and return the terminal table."""
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
-    runs = runs.reindex(columns=list(dict.fromkeys([*RUN_COLUMNS, *runs.columns])))  # an empty frame may lack columns
+    runs = _with_run_columns(runs)
     cells = table_cells(plan, runs)
     lower_is_better = plan.benchmark is not None
     tidy = pd.DataFrame([_tidy(cell) for cell in cells], columns=TIDY_COLUMNS)
@@ -96,8 +113,14 @@ def render(plan: Plan, runs: pd.DataFrame, results_dir: Path | str) -> str:
 
 # ---------------------------------------------------------------- cells
 
+def _with_run_columns(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with every RUN_COLUMNS column (an empty frame, or one without published scores, lacks some)."""
+    return runs.reindex(columns=list(dict.fromkeys([*RUN_COLUMNS, *runs.columns])))
+
+
 def table_cells(plan: Plan, runs: pd.DataFrame) -> list[Cell]:
     """Every cell in the paper's order: each row's cells, then each group's right after its last row."""
+    runs = _with_run_columns(runs)
     cells: list[Cell] = []
     placed_groups: set[str] = set()
     for index, row in enumerate(plan.rows):
@@ -116,11 +139,20 @@ def _paper(plan: Plan, row_label: str, column: Column) -> PaperCell | None:
     return None if table is None else paper_cell(table, row_label, column.paper_column)
 
 
-def _seed_scores(runs: pd.DataFrame, row: str, column: str) -> tuple[pd.DataFrame, pd.Series]:
-    """The cell's runs and the per-seed score of its finished ones (index: seed)."""
+def _seed_scores(runs: pd.DataFrame, row: str, column: str, scale: str = "paper") -> tuple[pd.DataFrame, pd.Series]:
+    """The cell's runs and the per-seed score of its finished ones (index: seed), on the paper's scale
+    (``score_published`` where the suite has published references, else ``score``) or, with
+    ``scale="suite"``, on the suite's own reference scores (``score``)."""
     sub = runs[(runs["row"] == row) & (runs["column"] == column)]
     done = sub[sub["status"] == "done"]
-    return sub, done.groupby("seed")["score"].mean()
+    scores = done["score"] if scale == "suite" else done["score_published"].fillna(done["score"])
+    return sub, scores.groupby(done["seed"]).mean()
+
+
+def _has_two_scales(runs: pd.DataFrame, row: str, column: str) -> bool:
+    """True when the cell's finished runs have a published-scale score beside their own."""
+    sub = runs[(runs["row"] == row) & (runs["column"] == column) & (runs["status"] == "done")]
+    return bool(sub["score_published"].notna().any())
 
 
 def _spread(values: np.ndarray, spread: str) -> float:
@@ -145,8 +177,13 @@ def _cell(plan: Plan, row: Row, column: Column, runs: pd.DataFrame) -> Cell:
     values = per_seed.to_numpy(dtype=float)
     status = "done" if len(values) == planned else "partial"
     reason = "" if status == "done" else _why_no_number(sub[sub["status"] != "done"])[1]
+    remeasured = math.nan, math.nan
+    if _has_two_scales(runs, row.label, column.label):
+        own = _seed_scores(runs, row.label, column.label, "suite")[1].to_numpy(dtype=float)
+        remeasured = float(own.mean()), _spread(own, plan.spread)
     return Cell(**base, ours_mean=float(values.mean()), ours_pm=_spread(values, plan.spread),
-                n_seeds=len(values), planned_seeds=planned, status=status, reason=reason)
+                n_seeds=len(values), planned_seeds=planned, status=status, reason=reason,
+                remeasured_mean=remeasured[0], remeasured_pm=remeasured[1])
 
 
 def _why_no_number(sub: pd.DataFrame) -> tuple[str, str]:
@@ -174,13 +211,21 @@ def _group_cell(plan: Plan, group: Group, column: Column, runs: pd.DataFrame) ->
         status = "failed" if any(m.status == "failed" for m in lacking) else "missing"
         return Cell(**base, ours_mean=math.nan, ours_pm=math.nan, n_seeds=0, planned_seeds=0, status=status,
                     reason=f"{len(lacking)} of {len(members)} rows without a number ({lacking[0].row}: {lacking[0].reason})")
-    per_seed = pd.concat({row.label: _seed_scores(runs, row.label, column.label)[1] for row in rows}, axis=1).dropna()
-    values = per_seed.mean(axis=1).to_numpy(dtype=float)
+    def seed_means(scale: str) -> np.ndarray:   # each seed's average over the rows, seeds in every row
+        per_seed = pd.concat({row.label: _seed_scores(runs, row.label, column.label, scale)[1] for row in rows}, axis=1)
+        return per_seed.dropna().mean(axis=1).to_numpy(dtype=float)
+
+    values = seed_means("paper")
+    remeasured = math.nan, math.nan
+    if any(m.two_scales for m in members):   # a one-scale member's own score is its paper-scale score
+        own = [m.remeasured_mean if m.two_scales else m.ours_mean for m in members]
+        remeasured = float(np.mean(own)), _spread(seed_means("suite"), plan.spread)
     complete = all(m.status == "done" for m in members)
     return Cell(**base, ours_mean=float(np.mean([m.ours_mean for m in members])),
                 ours_pm=_spread(values, plan.spread), n_seeds=len(values),
                 planned_seeds=min(m.planned_seeds for m in members),
-                status="done" if complete else "partial", reason="" if complete else "some rows partial")
+                status="done" if complete else "partial", reason="" if complete else "some rows partial",
+                remeasured_mean=remeasured[0], remeasured_pm=remeasured[1])
 
 
 def _run_rows(plan: Plan) -> list[Row]:
@@ -192,16 +237,19 @@ def _tidy(cell: Cell) -> dict:
     return {"kind": cell.kind, "row": cell.row, "column": cell.column, "ours_mean": cell.ours_mean,
             "ours_pm": cell.ours_pm, "n_seeds": cell.n_seeds,
             "paper_mean": paper.mean if paper else math.nan, "paper_pm": paper.pm if paper else math.nan,
-            "paper_raw": paper.raw if paper else "", "diff": cell.diff, "status": cell.status, "reason": cell.reason}
+            "paper_raw": paper.raw if paper else "", "diff": cell.diff, "status": cell.status, "reason": cell.reason,
+            "ours_remeasured_mean": cell.remeasured_mean, "ours_remeasured_pm": cell.remeasured_pm}
 
 
 # ---------------------------------------------------------------- IQM
 
 def iqm_frame(plan: Plan, runs: pd.DataFrame) -> pd.DataFrame:
-    """IQM per run column over its [seeds, tasks] matrix of per-seed scores, with a 95% stratified
-    bootstrap interval (rliable). Only tasks with a number and seeds finished on all of them count."""
+    """IQM per run column over its [seeds, tasks] matrix of per-seed scores (on the paper's scale, as the
+    cells), with a 95% stratified bootstrap interval (rliable). Only tasks with a number and seeds
+    finished on all of them count."""
     from rliable import library as rly, metrics  # imported here: scipy/arch load slowly
 
+    runs = _with_run_columns(runs)
     records = []
     for column in plan.run_columns:
         per_task = {row.label: _seed_scores(runs, row.label, column.label)[1] for row in _run_rows(plan)}
@@ -244,6 +292,18 @@ def ours_text(cell: Cell) -> str:
     return _number(cell.ours_mean, cell.ours_pm, cell.decimals)
 
 
+def remeasured_text(cell: Cell) -> str:
+    """"[re-measured refs: 21.2 ± 5.9]" for a cell with two scales, else ""."""
+    if not cell.two_scales:
+        return ""
+    return f"[re-measured refs: {_number(cell.remeasured_mean, cell.remeasured_pm, cell.decimals)}]"
+
+
+def _scales_note(cells: list[Cell]) -> str:
+    """SCALES_NOTE when some cell has two scales, else ""."""
+    return SCALES_NOTE if any(cell.two_scales for cell in cells) else ""
+
+
 def paper_text(cell: Cell) -> str:
     if cell.paper is None:
         return "-"
@@ -262,13 +322,15 @@ def terminal_table(plan: Plan, cells: list[Cell]) -> str:
     def text(cell: Cell) -> str:
         if cell.status == "paper_only":
             return f"({paper_text(cell)})"
-        lines = [ours_text(cell), f"({paper_text(cell)})"]
+        lines = [line for line in (ours_text(cell), remeasured_text(cell), f"({paper_text(cell)})") if line]
         if not math.isnan(cell.diff):
             lines.append(f"Δ {cell.diff:+.{cell.decimals}f}")
         return "\n".join(lines)
     body = [[row] + [text(c) for c in row_cells] for row, row_cells in _by_row(plan, cells)]
     headers = ["ours\n(paper)\nΔ"] + [_header(c) for c in plan.columns]
-    return tabulate(body, headers=headers, tablefmt="grid", disable_numparse=True)
+    table = tabulate(body, headers=headers, tablefmt="grid", disable_numparse=True)
+    note = _scales_note(cells)
+    return f"{table}\n{note}" if note else table
 
 
 def _header(column: Column) -> str:
@@ -280,10 +342,12 @@ def markdown_table(plan: Plan, cells: list[Cell]) -> str:
         if cell.status == "paper_only":
             return f"({paper_text(cell)})"
         diff = "" if math.isnan(cell.diff) else f", Δ {cell.diff:+.{cell.decimals}f}"
-        return f"{ours_text(cell)} ({paper_text(cell)}{diff})"
+        ours = " ".join(filter(None, (ours_text(cell), remeasured_text(cell))))
+        return f"{ours} ({paper_text(cell)}{diff})"
     body = [[row] + [text(c).replace("|", "\\|") for c in row_cells] for row, row_cells in _by_row(plan, cells)]
     headers = ["Scenario"] + [c.label + ("" if c.is_run else " [paper]") for c in plan.columns]
-    legend = "Cells: ours (paper, Δ ours − paper); [paper] columns are the paper's numbers only."
+    legend = " ".join(filter(None, ["Cells: ours (paper, Δ ours − paper); [paper] columns are the paper's numbers only.",
+                                    _scales_note(cells)]))
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) + "\n\n" + legend
 
 
@@ -320,7 +384,8 @@ def latex_table(plan: Plan, cells: list[Cell], lower_is_better: bool = False) ->
                 core += " (" + _tex(paper_text(cell)) + ")"
             texts.append(core)
         lines.append(_tex(row) + " & " + " & ".join(texts) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\par\footnotesize $^\dagger$ the paper's numbers.",
+    note = _tex(TEX_SCALES_NOTE) if _scales_note(cells) else ""
+    lines += [r"\bottomrule", r"\end{tabular}", r"\par\footnotesize $^\dagger$ the paper's numbers." + note,
               r"\end{table}", ""]
     return "\n".join(lines)
 
@@ -340,11 +405,3 @@ def _tex(text: str) -> str:
         else:
             out.append(char)
     return "".join(out)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the whole new one (temp file in the same folder + os.replace)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.replace(tmp, path)

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from harness.config import parse_overrides, validate_overrides
+    from harness.config import check_plan_configs, parse_overrides
     from harness.dryrun import list_plans
 
     if args.list:
@@ -88,8 +88,7 @@ def _run(args: argparse.Namespace) -> int:
     if seeds < 1:
         raise ValueError(f"--seeds must be at least 1, not {seeds}")
     overrides = parse_overrides(args.overrides)
-    for method, values in overrides.items():
-        validate_overrides(method, values)
+    check_plan_configs(plan, profile.agent_size, overrides)   # type and range of every config, before any work
     gpus_per_run = args.gpus_per_run if args.gpus_per_run is not None else _default_gpus()
     if args.cpus_per_run <= 0 or gpus_per_run < 0:
         raise ValueError("--cpus-per-run must be > 0 and --gpus-per-run >= 0")
@@ -196,7 +195,7 @@ def _sweep(planned, store: RunStore, args: argparse.Namespace, gpus_per_run: flo
     # Generated datasets are made here, once, before trials that would otherwise race to make them.
     for key in dict.fromkeys(spec.dataset for spec in pending):
         if dataset_spec(key).generated:
-            load_offline_dataset(key, profile)
+            load_offline_dataset(key, profile, progress=not args.quiet)
     progress = SweepProgress(len(planned), len(planned) - len(pending), enabled=not args.quiet)
     try:
         if args.executor == "local":

@@ -8,8 +8,6 @@ A method without trajectories gets a panel saying why ("missing: <reason>", "fai
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 
+from harness.atomic import atomic_path  # noqa: E402
 from harness.plan import Plan  # noqa: E402
 
 EPISODES_DRAWN = 3   # the paper draws a few; result.json records the first 3 evaluation episodes
@@ -78,14 +77,10 @@ def make_figure(plan: Plan, runs: pd.DataFrame, results_dir: Path | str, layout:
         axis.set_title(_panel_title(column.label, sub), fontsize=10)
     figure.suptitle(plan.title, fontsize=10)
     figure.tight_layout()
-    results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"{plan.name}.png"
-    fd, tmp = tempfile.mkstemp(dir=results_dir, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    figure.savefig(tmp, format="png", dpi=120)
+    path = Path(results_dir) / f"{plan.name}.png"
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
     plt.close(figure)
-    os.replace(tmp, path)
     return path
 
 

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window (CI and clusters have no display)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from harness.atomic import atomic_path  # noqa: E402
 
 if TYPE_CHECKING:
     from harness.aggregate import Cell
@@ -54,9 +54,7 @@ def plot_ablation(plan: "Plan", cells: list["Cell"], results_dir: Path) -> Path:
     figure.suptitle(plan.title, fontsize=10)
     figure.tight_layout()
     path = Path(results_dir) / f"{plan.name}.png"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    figure.savefig(tmp, format="png", dpi=120)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
     plt.close(figure)
-    os.replace(tmp, path)
     return path

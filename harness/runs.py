@@ -15,7 +15,6 @@ import json
 import math
 import os
 import subprocess
-import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -24,6 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from harness.atomic import atomic_path
 from harness.store import CHECKPOINT_FILE, RunStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -282,11 +282,8 @@ class _RecordingAgent:
 
 def _save_atomic(payload: dict[str, Any], path: Path) -> None:
     import torch
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def package_versions() -> dict[str, str]:

@@ -1,6 +1,6 @@
 """The results store: one folder per run under <runs_dir>/<run_id>/ (design §3 "Run").
 
-    result.json      the finished run (written atomically: temp file + os.replace)
+    result.json      the finished run (written atomically by harness/atomic.py)
     failure.json     why the last attempt failed (removed when the run is retried)
     checkpoint.pt    the agent's latest state_dict during training (atomic too)
 
@@ -11,18 +11,18 @@ the run is redone. ``runs_frame`` turns a plan's runs into the frame of docs/int
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from harness.atomic import atomic_path
+
 RESULT_FILE, FAILURE_FILE, CHECKPOINT_FILE = "result.json", "failure.json", "checkpoint.pt"
 FRAME_COLUMNS = ["run_id", "plan", "row", "column", "method", "dataset", "seed", "status", "reason",
-                 "score", "episode_scores", "success_rate", "wall_s", "device", "trajectories"]
+                 "score", "score_published", "episode_scores", "success_rate", "wall_s", "device", "trajectories"]
 
 # result.json keys and the types each must have; anything else makes the file corrupt.
 RESULT_SCHEMA: dict[str, type | tuple[type, ...]] = {
@@ -35,13 +35,8 @@ RESULT_SCHEMA: dict[str, type | tuple[type, ...]] = {
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON to ``path`` so that readers see the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as out:
+    with atomic_path(path) as tmp, open(tmp, "w") as out:
         json.dump(payload, out, indent=1, default=_json_default)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
 
 
 def _json_default(value: Any) -> Any:
@@ -120,18 +115,24 @@ def runs_frame(plan_name: str, specs_by_cell: list[tuple[str, str, Any]], store:
     """One row per run of a plan, columns FRAME_COLUMNS (docs/interfaces.md "Results").
 
     ``specs_by_cell``: (row label, column label, RunSpec) for every planned run. ``score`` is the mean
-    normalised score over the run's episodes; a failed run's ``reason`` is its failure reason.
+    normalised score over the run's episodes (the suite's reference scores); ``score_published`` the
+    mean of the same returns normalised with the suite's published reference scores (the paper's
+    scale), NaN when the suite has none; a failed run's ``reason`` is its failure reason.
     """
+    from suites.registry import published_score
+
     records = []
     for row, column, spec in specs_by_cell:
         record = {"run_id": spec.run_id, "plan": plan_name, "row": row, "column": column,
                   "method": spec.method, "dataset": spec.dataset, "seed": spec.seed, "status": "missing",
-                  "reason": "not run yet", "score": np.nan, "episode_scores": None,
+                  "reason": "not run yet", "score": np.nan, "score_published": np.nan, "episode_scores": None,
                   "success_rate": np.nan, "wall_s": np.nan, "device": None, "trajectories": None}
         result = store.result(spec.run_id)
         if result is not None:
             success = result["success"]
+            published = published_score(spec.dataset, result["returns"])
             record.update(status="done", reason="", score=float(result["score"]),
+                          score_published=float(np.mean(published)) if published is not None else np.nan,
                           episode_scores=list(result["normalized"]),
                           success_rate=float(np.mean(success)) if success is not None else np.nan,
                           wall_s=float(result["wall_s"]), device=result["device"],

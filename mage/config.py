@@ -118,6 +118,15 @@ class MageConfig:
         _check_choice("generator_inputs", self.generator_inputs, GENERATOR_INPUTS)
         _check_choice("inverse_input", self.inverse_input, INVERSE_INPUTS)
         _check_choice("explicit_from", self.explicit_from, EXPLICIT_FROM)
+        for name in ("num_blocks", "num_heads", "embed_dim", "horizon", "codebook_size", "codebook_dim", "lr",
+                     "batch_size", "gumbel_tau", "value_batch_size", "value_updates"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("tokenizer_fraction", "target_return_quantile", "discount", "phi_ratio"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 < self.value_expectile < 1.0:
             raise ValueError(f"value_expectile must be in (0, 1), got {self.value_expectile}")
         if self.rtg_discount is not None and not 0.0 < self.rtg_discount <= 1.0:

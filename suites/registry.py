@@ -9,6 +9,7 @@ Three kinds of dataset:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import functools
@@ -44,7 +45,8 @@ class DatasetSpec:
     generator: dict | None = None     # generated: entry, recipe_version, steps{profile}, kwargs
     derived_from: str | None = None   # derived: base dataset key
     transform: dict | None = None     # derived: {entry: "module:function"}
-    ref_published: dict | None = None
+    ref_published: dict | None = None   # {min, max, source}: the published reference scores where ref_min/max are
+                                        # re-measured here (mazes); tables compare with the paper on these
     generated: bool = False           # True when the data are made here (generated, or derived from such)
     continuing: bool = False          # episodes are consecutive cuts of one stream (OfflineDataset.continuing)
     description: str = ""
@@ -149,32 +151,53 @@ def missing_data(key: str, profile: str = "paper") -> str | None:
     return None
 
 
-def load_offline_dataset(key: str, profile: str = "paper", download: bool = False) -> OfflineDataset:
-    """The OfflineDataset of ``key`` (RTG with the suite's γ), generated or downloaded as needed.
+def load_offline_dataset(key: str, profile: str = "paper", download: bool = False,
+                         progress: bool = True) -> OfflineDataset:
+    """The OfflineDataset of ``key`` (RTG with the suite's γ), generated or downloaded as needed;
+    ``progress``: the generator's progress bar (off under --quiet).
 
     Raises MissingDatasetError (absent and ``download`` false; no network call),
-    CorruptDatasetError (a file that cannot be read), UnknownDatasetError (bad key).
+    CorruptDatasetError (a file that cannot be read; the message says how to regenerate or
+    download it again), UnknownDatasetError (bad key).
     """
     spec = dataset_spec(key)
     if spec.derived_from is not None:
-        base = load_offline_dataset(spec.derived_from, profile, download)
+        base = load_offline_dataset(spec.derived_from, profile, download, progress)
         base = _with_gamma(base, spec.gamma)
-        derived = _with_gamma(load_entry(spec.transform["entry"])(base), spec.gamma)
+        with _how_to_fix(dataset_spec(spec.derived_from), base.name):   # the transform reads the base's files again
+            derived = _with_gamma(load_entry(spec.transform["entry"])(base), spec.gamma)
         return dataclasses.replace(derived, continuing=spec.continuing)
     if spec.generator is not None:
-        _generate_if_absent(spec, profile)
+        _generate_if_absent(spec, profile, progress)
     parts = []
     for minari_id in spec.minari_ids(profile):
         if not minari_io.is_local(minari_id):
             if not download:
                 raise MissingDatasetError(minari_io.missing_message(minari_id))
             minari_io.download(minari_id)
-        parts.append(minari_io.read_dataset(minari_id, spec.gamma))
+        with _how_to_fix(spec, minari_id):
+            parts.append(minari_io.read_dataset(minari_id, spec.gamma))
     data = parts[0] if len(parts) == 1 else _concatenate(parts, spec.gamma)
     return dataclasses.replace(data, continuing=spec.continuing) if spec.continuing else data
 
 
-def _generate_if_absent(spec: DatasetSpec, profile: str) -> None:
+@contextlib.contextmanager
+def _how_to_fix(spec: DatasetSpec, minari_id: str):
+    """A CorruptDatasetError raised inside gets what to do about it: a generated dataset is made again
+    once its folder is removed (the recipe and seed are fixed, so it comes back the same); a downloaded
+    one is fetched again over the local copy."""
+    try:
+        yield
+    except CorruptDatasetError as error:
+        if spec.generator is not None:
+            fix = (f"it is generated here: remove it (rm -r '{minari_io.dataset_dir(minari_id)}') and run the "
+                   f"command again to regenerate it")
+        else:
+            fix = f"download it again: minari download --force {minari_id}"
+        raise CorruptDatasetError(f"{error}; {fix}") from error
+
+
+def _generate_if_absent(spec: DatasetSpec, profile: str, progress: bool) -> None:
     minari_id = generated_minari_id(spec, profile)
     if minari_io.is_local(minari_id):
         return
@@ -183,7 +206,7 @@ def _generate_if_absent(spec: DatasetSpec, profile: str) -> None:
         raise ValueError(f"dataset {spec.key}: no generator size for profile {profile!r} (has {', '.join(steps)})")
     generate = load_entry(spec.generator["entry"])
     try:
-        generate(minari_id=minari_id, num_steps=int(steps[profile]), seed=GENERATION_SEED,
+        generate(minari_id=minari_id, num_steps=int(steps[profile]), seed=GENERATION_SEED, progress=progress,
                  **(spec.generator.get("kwargs") or {}))
     except (ValueError, OSError):
         if not minari_io.is_local(minari_id):   # another process may have written it meanwhile
@@ -217,3 +240,14 @@ def normalized_score(key: str, returns) -> np.ndarray:
     """D4RL normalisation, float64 array like ``returns``: 100 * (R - ref_min) / (ref_max - ref_min)."""
     spec = dataset_spec(key)
     return 100.0 * (np.asarray(returns, np.float64) - spec.ref_min) / (spec.ref_max - spec.ref_min)
+
+
+def published_score(key: str, returns) -> np.ndarray | None:
+    """The same normalisation with the suite's ``ref_published`` {min, max} (D4RL's published reference
+    scores, which the paper's maze numbers use), float64 like ``returns``; None when the suite has
+    no published reference apart from its own (its scores are then on the paper's scale already)."""
+    published = dataset_spec(key).ref_published
+    if not published:
+        return None
+    low, high = float(published["min"]), float(published["max"])
+    return 100.0 * (np.asarray(returns, np.float64) - low) / (high - low)

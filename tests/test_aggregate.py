@@ -135,6 +135,41 @@ def test_rendering_leaves_no_temporary_files(table4):
     assert sorted(p.name for p in out.iterdir()) == ["table4.csv", "table4.md", "table4.tex", "table4_iqm.csv"]
 
 
+def test_maze_cells_compare_with_the_paper_on_its_scale(tmp_path):
+    """Maze runs have two scores: on the paper's scale (returns normalised with D4RL's published refs,
+    score_published) and on our re-measured refs (score). Ours, Δ and the averages use the first; the
+    second is its own CSV column and shows in brackets; the footers say which is which."""
+    from harness.aggregate import SCALES_NOTE
+    plan = load_plan("table4")
+    frame = runs_frame(plan, lambda row, column, seed: 20.0 + seed)      # re-measured: seeds 20, 21, 22
+    frame["score_published"] = 2 * frame["score"] + 5                    # the paper's scale: 45, 47, 49
+    text = render(plan, frame, tmp_path)
+    tidy = pd.read_csv(tmp_path / "table4.csv", keep_default_na=False, na_values=[""])
+    mage = cell(tidy, "Maze2D U-maze", "MAGE")
+    assert mage["ours_mean"] == pytest.approx(47.0) and mage["ours_pm"] == pytest.approx(2 / math.sqrt(3))
+    assert mage["ours_remeasured_mean"] == pytest.approx(21.0) and mage["ours_remeasured_pm"] == pytest.approx(1 / math.sqrt(3))
+    assert mage["diff"] == pytest.approx(47.0 - 145.4)
+    average = cell(tidy, "Single-task Average", "MAGE")
+    assert average["ours_mean"] == pytest.approx(47.0) and average["ours_remeasured_mean"] == pytest.approx(21.0)
+    assert average["diff"] == pytest.approx(47.0 - 153.3)
+    markdown = (tmp_path / "table4.md").read_text()
+    assert "47.0 ± 1.2 [re-measured refs: 21.0 ± 0.6] (145.4 ± 3.2, Δ -98.4)" in markdown
+    assert SCALES_NOTE in markdown and SCALES_NOTE in text and "Δ -98.4" in text
+    assert "re-measured on our physics" in (tmp_path / "table4.tex").read_text()
+    mage_iqm = pd.read_csv(tmp_path / "table4_iqm.csv").set_index("column").loc["MAGE", "iqm"]
+    assert mage_iqm == pytest.approx(47.0)
+
+
+def test_a_suite_without_published_refs_keeps_one_scale(tmp_path):
+    plan = load_plan("table1")
+    text = render(plan, runs_frame(plan, lambda row, column, seed: 50.0 + seed), tmp_path)
+    tidy = pd.read_csv(tmp_path / "table1.csv", keep_default_na=False, na_values=[""])
+    ours = tidy[tidy["column"].isin([c.label for c in plan.run_columns])]
+    assert (ours["ours_mean"] == 51.0).all() and ours["ours_remeasured_mean"].isna().all()
+    np.testing.assert_allclose(ours["diff"], ours["ours_mean"] - ours["paper_mean"])
+    assert "re-measured" not in text and "re-measured" not in (tmp_path / "table1.md").read_text()
+
+
 def test_ablation_gets_a_png_beside_the_paper(tmp_path):
     plan = load_plan("ablation_inverse_dynamics")
     frame = runs_frame(plan, lambda row, column, seed: 100 + seed)

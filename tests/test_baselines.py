@@ -58,11 +58,15 @@ def test_cql_penalty_pushes_data_q_up_and_proposals_down():
 
 
 def test_cql_training_separates_data_actions_from_random_ones():
+    """The conservative gap (logsumexp of Q over proposal actions minus Q on the data's) falls. At the
+    default critic lr (3e-4) 40 steps moved it by 0.1-0.7% only, a margin any other float trajectory
+    could cross; at 3e-3 it falls from 4.55 by 1.0-1.3 over seeds 0-5."""
     data = synthetic()
     agent = CQLAgent(seed=0)
     gaps = []
-    agent.fit(data, {"hidden_dim": 32, "batch_size": 64, "cql_alpha": 10.0}, 40, lambda s, m: gaps.append(m["cql_gap"]))
-    assert np.mean(gaps[-10:]) < np.mean(gaps[:10])
+    agent.fit(data, {"hidden_dim": 32, "batch_size": 64, "cql_alpha": 10.0, "qf_lr": 3e-3}, 40,
+              lambda s, m: gaps.append(m["cql_gap"]))
+    assert np.mean(gaps[-10:]) < np.mean(gaps[:10]) - 0.5, (gaps[:10], gaps[-10:])
 
 
 def test_bc_loss_falls():

@@ -5,7 +5,9 @@ waypoint controller on Gymnasium-Robotics PointMaze physics).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -43,10 +45,13 @@ def trained(data, config, steps, seed=0, losses=None) -> DiffuserAgent:
     return agent
 
 
+GOAL_STEPS = 150   # the loss falls to 0.47-0.56 of its start over seeds 0-5 (0.59-0.71 at 60 steps, too near a 0.75 bar)
+
+
 @pytest.fixture(scope="module")
 def goal_agent(maze_data):
     losses = []
-    agent = trained(maze_data, GOAL, 60, losses=losses)
+    agent = trained(maze_data, GOAL, GOAL_STEPS, losses=losses)
     return agent, losses
 
 
@@ -59,7 +64,7 @@ def test_ddpm_loss_falls(goal_agent):
     _, losses = goal_agent
     first = np.mean([m["loss/diffusion"] for m in losses[:5]])
     last = np.mean([m["loss/diffusion"] for m in losses[-10:]])
-    assert len(losses) == 60 and last < 0.75 * first
+    assert len(losses) == GOAL_STEPS and last < 0.75 * first
 
 
 def test_inpainting_pins_first_state_to_observation_and_last_to_goal(goal_agent, maze_data):
@@ -76,16 +81,33 @@ def test_inpainting_pins_first_state_to_observation_and_last_to_goal(goal_agent,
     assert not torch.equal(states[:, 1], states[:, 0])                          # the rest is sampled
 
 
-def test_value_guidance_raises_the_predicted_value(value_agent, maze_data):
-    agent = value_agent
+class XValue(torch.nn.Module):
+    """A value of known gradient: V(plan) = the mean x-position of its states (channel ``channel`` of
+    [B, transition_dim, H]), returned as the value network's output is."""
+
+    def __init__(self, channel: int):
+        super().__init__()
+        self.channel = channel
+
+    def forward(self, x_BTH: torch.Tensor, t_B: torch.Tensor) -> SimpleNamespace:
+        return SimpleNamespace(sample=x_BTH[:, self.channel].mean(-1, keepdim=True))
+
+
+def test_value_guidance_moves_plans_up_the_value_gradient(value_agent, maze_data):
+    """Guided sampling (gradient steps on V between denoising steps) against the same noise unguided.
+    V is one of known gradient, not the 60-step value network: how much that one has learned depends on
+    the seed (one of six seeds leaves it flat, and guidance then changes nothing)."""
+    agent = copy.copy(value_agent)
+    agent.value_ema = XValue(agent.act_dim)   # transitions are [a, s]: the state's x comes after the action
+    agent.config = dataclasses.replace(agent.config, scale=10.0)
     first = torch.as_tensor(agent.obs_norm.normalize(np.repeat(maze_data.observations[:4], 8, 0)))
-    agent.config = dataclasses.replace(agent.config, scale=50.0)
-    values = {}
+    x_mean = {}
     for guide in (False, True):
         agent.plan_generator.manual_seed(123)   # the same noise for both
         plans_BHT, _ = agent.sample_plans({0: first}, guide=guide)
-        values[guide] = agent.predicted_value(plans_BHT).mean().item()
-    assert values[True] > values[False]
+        x_mean[guide] = plans_BHT[:, 1:, agent.act_dim].mean().item()   # step 0 is pinned to the observation
+        torch.testing.assert_close(plans_BHT[:, 0, agent.act_dim:], first)
+    assert x_mean[True] > x_mean[False] + 0.02, x_mean   # seeds 0-5: +0.08 to +0.37 (normalised units)
 
 
 @pytest.mark.parametrize("mode", ["goal", "value"])

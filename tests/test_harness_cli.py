@@ -32,14 +32,35 @@ def _one_line_error(capsys, argv: list[str]) -> str:
     (["--ablation", "nope"], "no plan named 'ablation_nope'"),
     (["--table", "901", "--set", "bogus"], "METHOD.KEY=VALUE"),
     (["--table", "901", "--set", "toy.nonexistent=1"], "'nonexistent'"),
-    (["--table", "901", "--set", "mage.nonexistent=1"], "mage"),
+    (["--table", "904", "--set", "mage.nonexistent=1"], "mage has no config field 'nonexistent'"),
     (["--table", "901", "--set", "nomethod.lr=1"], "unknown method 'nomethod'"),
     (["--table", "901", "--methods", "nomethod"], "unknown method 'nomethod': plan table901 runs toy"),
     (["--table", "901", "--datasets", "hopper-medium"], "unknown dataset 'hopper-medium': plan table901 has"),
     (["--table", "901", "--profile", "huge"], "invalid choice"),
+    (["--table", "901", "--set", "mage.num_scales=4"], "plan table901 does not run mage"),
 ])
 def test_bad_input_is_one_line_and_exit_2(env, capsys, argv, says):
     assert says in _one_line_error(capsys, argv)
+
+
+@pytest.mark.parametrize("item, says", [
+    ("mage.num_scales=abc", ["num_scales='abc'", "takes an integer"]),
+    ("mage.num_scales=true", ["num_scales=True", "takes an integer"]),
+    ("mage.num_scales=99", ["num_scales must be in 1..10, got 99", "maze2d-umaze"]),
+    ("mage.dropout=1.5", ["dropout must be in [0, 1), got 1.5"]),
+    ("mage.scheme=xyz", ["scheme must be one of", "'xyz'"]),
+    ("mage.steps=-3", ["steps=-3", "positive integer"]),
+])
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_bad_override_values_stop_before_any_work(env, capsys, tmp_path, item, says, dry_run):
+    """Type and range of every --set value are checked by building each config of the plan: one line,
+    exit 2, and no data generated, no run started (also without --dry-run)."""
+    results_dir = tmp_path / "results"
+    argv = ["--table", "904", "--profile", "smoke", "--executor", "local", "--results-dir", str(results_dir),
+            "--set", item] + (["--dry-run"] if dry_run else [])
+    err = _one_line_error(capsys, argv)
+    assert all(part in err for part in says), err
+    assert not (tmp_path / "fit.log").exists() and not results_dir.exists()
 
 
 def test_missing_dataset_stops_before_any_work(env, tmp_path):
@@ -105,7 +126,9 @@ def test_methods_adds_a_registered_method_the_plan_lacks_as_a_column(env, tmp_pa
     assert len(bc_results) == 1 and bc_results[0]["dataset"] == "maze2d-umaze"
     table = pd.read_csv(results_dir / "table903.csv")
     bc_cell = table[(table["kind"] == "cell") & (table["column"] == "BC")]
-    assert len(bc_cell) == 1 and bc_cell["ours_mean"].iloc[0] == pytest.approx(bc_results[0]["score"])
+    assert len(bc_cell) == 1 and bc_cell["ours_remeasured_mean"].iloc[0] == pytest.approx(bc_results[0]["score"])
+    from suites.registry import published_score    # the maze cell on the paper's scale: D4RL's published refs
+    assert bc_cell["ours_mean"].iloc[0] == pytest.approx(published_score("maze2d-umaze", bc_results[0]["returns"]).mean())
 
 
 def test_an_added_method_takes_over_its_paper_only_column():
@@ -116,3 +139,15 @@ def test_an_added_method_takes_over_its_paper_only_column():
                          Column("MAGE", "mage", paper_column="MAGE")))
     selected = _select(plan, "bc", None)
     assert [(c.label, c.method, c.is_run, c.paper_column) for c in selected.columns] == [("BC", "bc", True, "BC")]
+
+
+def test_quiet_draws_no_bar_while_it_generates_a_dataset(env, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))   # empty: maze2d-umaze is generated here
+    assert main(["--table", "903", "--datasets", "maze2d-umaze", "--profile", "smoke", "--executor", "local", "--quiet",
+                 "--results-dir", str(tmp_path / "results")]) == 0
+    err = capsys.readouterr().err
+    assert (tmp_path / "datasets" / "mage").is_dir()          # the data were generated in this command
+    assert "%|" not in err and "step/s" not in err, err
+    from suites.mazes import maze2d_stream
+    list(maze2d_stream("umaze", 300, seed=0, progress=True))   # the bar the assertion above looks for
+    assert "%|" in capsys.readouterr().err

@@ -93,3 +93,31 @@ def test_a_resumed_run_continues_its_periodic_curve(tmp_path):
     curve = resumed.result(spec.run_id)["eval_curve"]
     assert [point["step"] for point in curve] == [10, 20, 30, 40]
     assert curve == whole.result(spec.run_id)["eval_curve"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_written_files_honour_the_umask(tmp_path, umask):
+    """result.json, checkpoint.pt, failure.json, the table files and the plot are as readable as a plain
+    open() would make them (0644 under umask 022), not 0600 as a temporary file is created."""
+    import os
+    import stat
+
+    from harness.aggregate import render
+    from harness.plan import Column, Plan, Row
+    from harness.store import runs_frame
+
+    plan = Plan(name="ablation_modes", kind="ablation", title="Modes", paper_table=None, spread="se",
+                rows=(Row("Maze2D U-maze", "maze2d-umaze", "Maze2D U-maze"),), columns=(Column("Toy", "toy"),))
+    store, spec, nan_spec = RunStore(tmp_path / "runs"), _spec(), _spec(config={"nan_at_step": 3})
+    previous = os.umask(umask)
+    try:
+        assert execute_run(spec, store) == "done" and execute_run(nan_spec, store) == "failed"
+        render(plan, runs_frame(plan.name, [("Maze2D U-maze", "Toy", spec)], store), tmp_path / "tables")
+    finally:
+        os.umask(previous)
+    written = [store.run_dir(spec.run_id) / "result.json", store.run_dir(spec.run_id) / "checkpoint.pt",
+               store.run_dir(nan_spec.run_id) / "failure.json",
+               *(tmp_path / "tables" / f"ablation_modes.{suffix}" for suffix in ("csv", "md", "tex", "png"))]
+    assert {path.name: oct(stat.S_IMODE(path.stat().st_mode)) for path in written} == \
+        {path.name: oct(0o666 & ~umask) for path in written}
+    assert not [p for p in tmp_path.rglob(".*.tmp")]   # no temporary file left behind

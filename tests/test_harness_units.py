@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import pytest
 
-from harness.config import parse_overrides, resolve_config
+from harness.config import check_plan_configs, check_types, parse_overrides, resolve_config
 from harness.runs import RunSpec
 from harness.store import RunStore, runs_frame, valid_result
 
@@ -32,6 +33,34 @@ def test_config_precedence_last_wins():
     assert config == {"lr": 0.1, "batch_size": 16, "tag": "cli"} and steps == 200
     config, steps = resolve_config("toy", spec, "quick", {}, {"steps": 7})
     assert steps == 7 and "steps" not in config
+
+
+def test_override_types_follow_the_config_annotations():
+    from baselines.diffuser import DiffuserConfig
+    from mage.config import MageConfig
+    check_types(MageConfig, {"num_scales": 4, "lr": 1, "rtg_discount": None, "scale_schedule": [1, 2, 8],
+                             "rtg_in_decoder": False, "scheme": "rs"})
+    check_types(DiffuserConfig, {"goal_xy": [-1, 1.5], "dim_mults": [1, 2], "goal_obs_slice": None})
+    for config_type, key, value, allowed in [
+            (MageConfig, "num_scales", "abc", "an integer"), (MageConfig, "num_scales", True, "an integer"),
+            (MageConfig, "num_scales", 4.5, "an integer"), (MageConfig, "lr", "fast", "a number"),
+            (MageConfig, "rtg_in_decoder", 1, "true or false"), (MageConfig, "rtg_discount", "x", "a number or null"),
+            (MageConfig, "scale_schedule", [1, "a"], "a list of integers or null"),
+            (DiffuserConfig, "goal_xy", 3.0, "a list of numbers or null")]:
+        with pytest.raises(ValueError, match="^" + re.escape(f"{key}={value!r}: {key} takes {allowed}") + "$"):
+            check_types(config_type, {key: value})
+
+
+@pytest.mark.parametrize("profile", ["smoke", "paper"])
+def test_every_shipped_plan_builds_its_configs(profile):
+    """Every (method, dataset) config of every plan passes the type and range checks the command line
+    runs before any work. (quick and cpu, which use quick's models, are left out: Table 18's Diffuser gets
+    the quick horizon 64, which its value function cannot take; the command says so and
+    --set diffuser.horizon=32 runs it.)"""
+    from harness.plan import available_plans, load_plan
+    from harness.profiles import load_profile
+    for name in available_plans():
+        check_plan_configs(load_plan(name), load_profile(profile).agent_size, {})
 
 
 def _spec(**changes) -> RunSpec:
@@ -67,6 +96,12 @@ def test_store_statuses_and_frame(tmp_path):
     assert list(frame["status"]) == ["done", "failed", "missing", "missing"]
     assert frame.loc[0, "score"] == 20.0 and frame.loc[0, "success_rate"] == 0.5
     assert frame.loc[0, "episode_scores"] == [10.0, 30.0]
+    # returns [1, 2] on D4RL's published maze2d-umaze refs (min 23.85, max 161.86): the paper's scale
+    assert frame.loc[0, "score_published"] == pytest.approx(100 * (1.5 - 23.85) / (161.86 - 23.85))
+    assert frame["score_published"].iloc[1:].isna().all()
+    pen = _spec(dataset="pen-human", seed=9)
+    store.write_result(pen.run_id, {**_result(pen.run_id), "dataset": "pen-human"})
+    assert runs_frame("t", [("r", "c", pen)], store)["score_published"].isna().all()   # Adroit: one scale
     assert frame.loc[1, "reason"].startswith("NaN")
     store.prepare_attempt(corrupt.run_id)
     assert not (tmp_path / corrupt.run_id / "result.json").exists()

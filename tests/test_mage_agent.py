@@ -92,13 +92,17 @@ def test_observe_rolls_the_target_return_down_like_dt(data):
 
 def test_tokenizer_reconstruction_and_generator_ce_fall_tenfold():
     """Noise-free dynamics from four starts: windows are a function of (s_0, R_0), so both losses can
-    approach zero; measured mean of the first 3 vs last 10 steps of each stage."""
+    approach zero; measured mean of the first 3 vs last 10 steps of each stage.
+
+    Margins, not one CPU's trajectory: 162 tokenizer + 738 generator steps, where seeds 0-3 fall
+    30-52x (reconstruction) and 16-27x (CE) on AVX-512, AVX2 and ATen's portable kernels alike; at
+    the former 364 generator steps CE fell 8.2-13x, and 10x failed on some CPUs."""
     data = point_mass_dataset(num_episodes=4, length=30, noise=0.0)
     cfg = {**TEST_CONFIG, "embed_dim": 64, "num_blocks": 2, "tokenizer_width": 32, "codebook_dim": 16,
-           "batch_size": 32, "lr": 3e-3, "decoder_refinement": "none", "tokenizer_fraction": 0.3,
+           "batch_size": 32, "lr": 3e-3, "decoder_refinement": "none", "tokenizer_fraction": 0.18,
            "dead_code_restart_every": 50}
     log = []
-    MageAgent(seed=0).fit(data, cfg, 520, lambda step, m: log.append(m))
+    MageAgent(seed=0).fit(data, cfg, 900, lambda step, m: log.append(m))
     recon = [m["loss/recon"] for m in log if "loss/recon" in m]
     ce = [m["loss/ce"] for m in log if "loss/ce" in m]
     assert np.mean(recon[:3]) > 10 * np.mean(recon[-10:]), (recon[:3], recon[-10:])

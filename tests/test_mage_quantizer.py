@@ -52,10 +52,13 @@ def test_token_maps_have_the_schedule_shapes_and_share_one_codebook():
 
 
 def test_residual_error_falls_as_scales_are_added():
+    """A trained tokenizer's quantisation error with k = 1..4 scales. 400 steps: over seeds 0-7 each
+    added scale cuts the error to at most 0.88 of the last, and four scales to 0.31-0.60 of one; at
+    80 steps two of eight seeds had a scale that raised it, so the result rested on the trajectory."""
     data = point_mass_dataset()
     agent = MageAgent(seed=0)
     cfg = dict(TEST_CONFIG, num_scales=4, tokenizer_fraction=1.0, codebook_size=32, codebook_dim=8)
-    agent.fit(data, cfg, 80)
+    agent.fit(data, cfg, 400)
     model = agent.model.eval()
     batch = WindowSampler(data, agent.norm, model.layout, 8, torch.device("cpu")).sample(64, torch.Generator().manual_seed(3))
     errors = []

@@ -1,4 +1,5 @@
 """Suite registry, Minari I/O and data errors, on small Minari datasets written in a tmp folder."""
+import shutil
 import socket
 
 import gymnasium as gym
@@ -127,6 +128,24 @@ def test_truncated_hdf5_is_a_corrupt_dataset_naming_the_file(fresh_root):
     with pytest.raises(CorruptDatasetError) as caught:
         registry.load_offline_dataset("hammer-human")
     assert str(data_file) in str(caught.value) and "\n" not in str(caught.value)
+    assert str(caught.value).endswith("download it again: minari download --force D4RL/hammer/human-v2")
+
+
+def test_a_corrupt_generated_dataset_says_how_to_regenerate_it_and_that_works(fresh_root):
+    minari_id = registry.generated_minari_id(registry.dataset_spec("maze2d-umaze"), "smoke")
+    path = minari_io.write_episodes(minari_id, [episode([1.0] * 50, obs_dim=4)],
+                                    gym.spaces.Box(-np.inf, np.inf, (4,), np.float32), ACT_SPACE)
+    data_file = path / "data" / "main_data.hdf5"
+    data_file.write_bytes(data_file.read_bytes()[:300])
+    for key in ("maze2d-umaze", "multi2d-umaze"):   # multi2d-umaze is derived from it
+        with pytest.raises(CorruptDatasetError) as caught:
+            registry.load_offline_dataset(key, "smoke")
+        message = str(caught.value)
+        assert str(data_file) in message and "\n" not in message
+        assert message.endswith(f"it is generated here: remove it (rm -r '{path}') and run the command again to regenerate it")
+    shutil.rmtree(path)   # what the message says to do
+    data = registry.load_offline_dataset("maze2d-umaze", "smoke", progress=False)
+    assert data.num_transitions == registry.dataset_spec("maze2d-umaze").generator["steps"]["smoke"]
 
 
 def test_bad_metadata_is_a_corrupt_dataset(fresh_root):
