@@ -85,3 +85,13 @@ def checkpoint_step(run_dir: Path) -> int:
 def results(runs_dir: Path) -> dict[str, dict]:
     """run id -> parsed result.json for every run folder that has one."""
     return {path.parent.name: json.loads(path.read_text()) for path in sorted(runs_dir.glob("*/result.json"))}
+
+
+def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """tag -> [(step, value)] of every scalar in the TensorBoard event files of ``folder``, read by
+    TensorBoard's own event reader (which applies the purges of resumed runs, as TensorBoard shows them)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    accumulator = EventAccumulator(str(folder))
+    accumulator.Reload()
+    return {tag: [(event.step, event.value) for event in accumulator.Scalars(tag)]
+            for tag in accumulator.Tags()["scalars"]}

@@ -37,6 +37,7 @@ def _one_line_error(capsys, argv: list[str]) -> str:
     (["--table", "901", "--methods", "nomethod"], "unknown method 'nomethod': plan table901 runs toy"),
     (["--table", "901", "--datasets", "hopper-medium"], "unknown dataset 'hopper-medium': plan table901 has"),
     (["--table", "901", "--profile", "huge"], "invalid choice"),
+    (["--table", "901", "--executor", "local", "--wandb", "proj"], "--wandb logs Ray Tune trials"),
 ])
 def test_bad_input_is_one_line_and_exit_2(env, capsys, argv, says):
     assert says in _one_line_error(capsys, argv)
