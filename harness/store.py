@@ -22,7 +22,9 @@ import pandas as pd
 
 RESULT_FILE, FAILURE_FILE, CHECKPOINT_FILE = "result.json", "failure.json", "checkpoint.pt"
 FRAME_COLUMNS = ["run_id", "plan", "row", "column", "method", "dataset", "seed", "status", "reason",
-                 "score", "episode_scores", "success_rate", "wall_s", "device", "trajectories"]
+                 "score", "episode_scores", "success_rate", "wall_s", "device", "trajectories", "eval_curve",
+                 "provenance"]
+PROVENANCE_KEYS = ("git_commit", "device", "hostname", "versions", "wall_s", "train_s", "steps", "profile")
 
 # result.json keys and the types each must have; anything else makes the file corrupt.
 RESULT_SCHEMA: dict[str, type | tuple[type, ...]] = {
@@ -121,13 +123,16 @@ def runs_frame(plan_name: str, specs_by_cell: list[tuple[str, str, Any]], store:
 
     ``specs_by_cell``: (row label, column label, RunSpec) for every planned run. ``score`` is the mean
     normalised score over the run's episodes; a failed run's ``reason`` is its failure reason.
+    ``eval_curve``: the run's periodic evaluations (list of {step, score, se, success, episodes});
+    ``provenance``: {PROVENANCE_KEYS} of its result.json (failed runs: their wall_s only).
     """
     records = []
     for row, column, spec in specs_by_cell:
         record = {"run_id": spec.run_id, "plan": plan_name, "row": row, "column": column,
                   "method": spec.method, "dataset": spec.dataset, "seed": spec.seed, "status": "missing",
                   "reason": "not run yet", "score": np.nan, "episode_scores": None,
-                  "success_rate": np.nan, "wall_s": np.nan, "device": None, "trajectories": None}
+                  "success_rate": np.nan, "wall_s": np.nan, "device": None, "trajectories": None,
+                  "eval_curve": None, "provenance": None}
         result = store.result(spec.run_id)
         if result is not None:
             success = result["success"]
@@ -135,8 +140,10 @@ def runs_frame(plan_name: str, specs_by_cell: list[tuple[str, str, Any]], store:
                           episode_scores=list(result["normalized"]),
                           success_rate=float(np.mean(success)) if success is not None else np.nan,
                           wall_s=float(result["wall_s"]), device=result["device"],
-                          trajectories=result.get("trajectories"))
+                          trajectories=result.get("trajectories"), eval_curve=result.get("eval_curve", []),
+                          provenance={key: result.get(key) for key in PROVENANCE_KEYS})
         elif (failure := store.failure(spec.run_id)) is not None:
-            record.update(status="failed", reason=str(failure.get("reason", "unknown")))
+            record.update(status="failed", reason=str(failure.get("reason", "unknown")),
+                          provenance={"wall_s": failure.get("wall_s")})
         records.append(record)
     return pd.DataFrame.from_records(records, columns=FRAME_COLUMNS)
