@@ -119,15 +119,18 @@ def _open_writer(run_dir: Path, resumed_at: int):
             print("live metrics off: tensorboardX is not installed, so runs write no TensorBoard files "
                   "(pip install tensorboardX)", file=sys.stderr)
         return None
-    earlier = list(run_dir.glob(EVENT_FILE_GLOB))
-    _wait_to_sort_after(earlier)
-    return SummaryWriter(logdir=str(run_dir), flush_secs=FLUSH_S, purge_step=resumed_at + 1 if earlier else None)
+    _wait_to_sort_after(list(run_dir.glob(EVENT_FILE_GLOB)))
+    # Every attempt starts its file with a SessionLog START at purge_step, the first one too:
+    # TensorBoard's Python reader takes a run's first START as its start and only later ones as restarts.
+    return SummaryWriter(logdir=str(run_dir), flush_secs=FLUSH_S, purge_step=resumed_at + 1)
 
 
 def _wait_to_sort_after(event_files: list[Path]) -> None:
     """TensorBoard reads a folder's event files in name order, and tensorboardX names a file by the
     second it was opened (events.out.tfevents.<seconds>.<host>): an attempt that starts within the
-    second of an earlier one waits for the next second, so its file sorts after (and is not) the earlier one."""
+    second of an earlier one waits for the next second, so its file sorts after (and is not) the
+    earlier one. The wait is capped, so a file from a node whose clock runs ahead cannot stall a run."""
     newest = max((int(path.name.split(".")[3]) for path in event_files), default=-1)
-    while int(time.time()) <= newest:
+    give_up = time.time() + 2.0
+    while int(time.time()) <= newest and time.time() < give_up:
         time.sleep(0.05)

@@ -88,10 +88,13 @@ def results(runs_dir: Path) -> dict[str, dict]:
 
 
 def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
-    """tag -> [(step, value)] of every scalar in the TensorBoard event files of ``folder``, read by
-    TensorBoard's own event reader (which applies the purges of resumed runs, as TensorBoard shows them)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    accumulator = EventAccumulator(str(folder))
+    """tag -> [(step, value)] of every scalar in the TensorBoard event files of ``folder``, read by the
+    event reader TensorBoard's server uses (``--load_fast=false``), which applies the purges of resumed
+    runs as TensorBoard shows them; every point kept (no reservoir sampling)."""
+    from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+    accumulator = EventAccumulator(str(folder), size_guidance={"tensors": 0})
     accumulator.Reload()
-    return {tag: [(event.step, event.value) for event in accumulator.Scalars(tag)]
-            for tag in accumulator.Tags()["scalars"]}
+    return {tag: [(event.step, float(tensor_util.make_ndarray(event.tensor_proto).item()))
+                  for event in accumulator.Tensors(tag)]
+            for tag in accumulator.Tags()["tensors"]}
