@@ -219,9 +219,9 @@ def _sweep(planned, store: RunStore, args: argparse.Namespace, gpus_per_run: flo
         if args.executor == "local":
             run_local(pending, store, progress, gpus_per_run)
         else:
-            shared = Path(args.storage) if args.storage else results_dir
-            storage = shared if args.storage else results_dir / "ray"
-            wandb = WandbSettings(args.wandb, sweep_name, shared) if args.wandb is not None else None
+            storage = Path(args.storage) if args.storage else results_dir / "ray"
+            wandb_folder = Path(args.storage) if args.storage else results_dir   # W&B writes <folder>/wandb/
+            wandb = WandbSettings(args.wandb, sweep_name, wandb_folder) if args.wandb is not None else None
             run_ray(pending, store, progress, cpus_per_run=args.cpus_per_run, gpus_per_run=gpus_per_run,
                     address=args.address, storage=storage, wandb=wandb)
     finally:
