@@ -51,13 +51,13 @@ def diagnose(agent: MageAgent, data, goal_xy: np.ndarray | None = None, samples:
     out["inverse_mse_generated_Z"] = float((model.latent_inverse(f_gen) - batch["a0"]).pow(2).mean())
     if lay.states is None:
         return out
-    plan = model.decoder(f_gen, R0, use_adapters=model.uses_adapters()).float()
+    plan = model.plan_window(f_gen, batch["s0"], batch["R0"]).float()
     out["plan_start_mse"] = float((plan[:, 0, lay.states] - batch["s0"]).pow(2).mean())
     out["by_target"] = []
     for fraction in TARGET_FRACTIONS:
         R0_f = torch.full_like(batch["R0"], fraction * norm.target_return / norm.rtg_scale)
         _, _, f = generate(model, model.condition(batch["s0"], R0_f))
-        states = model.decoder(f, decoder_rtg(model, {"R0": R0_f}), use_adapters=model.uses_adapters()).float()[..., lay.states]
+        states = model.plan_window(f, batch["s0"], R0_f).float()[..., lay.states]
         row = {"fraction": fraction, "plan_start_mse": float((states[:, 0] - batch["s0"]).pow(2).mean())}
         if goal_xy is not None:   # positions are the first two state features in the goal-reaching suites
             xy = states[..., :2].cpu().numpy() * norm.obs_std[:2] + norm.obs_mean[:2]

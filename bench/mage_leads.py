@@ -9,11 +9,13 @@ success rate and, on goal-reaching suites, the return of the episodes that reach
 they stayed). Variants:
 
 - ``rolled`` / ``clamped`` / ``fixed[:x]``: the target rule of MageConfig (x scales the target);
-- ``value:tau[:x]``: target rule "value", with V(s) fitted here on the run's data (the stage-2 steps and
-  batch of the run, its own optimiser, as training it beside stage 2 does; nothing else changes);
+- ``value:tau[:x[:n]]`` / ``td:tau[:x[:n]]``: target rule "value" / "td", with V(s) fitted here on the
+  run's data (n updates per training step of the run, its own batches and optimiser, as training it
+  beside the other stages does; nothing else changes), x scaling V;
 - ``inv-generated``: the latent inverse dynamics refitted on the Z of the generator's greedy tokens
   (what it reads while acting) instead of the true Z, from the run's I, for ``--inverse-steps`` steps;
-- ``explicit``: the action from the explicit head I(s_0, s_1_hat) of the decoded plan.
+- ``explicit[:observed]``: the action from the explicit head I(s_0_hat, s_1_hat) of the decoded plan
+  (``observed``: I(s_0, s_1_hat) from the observed state).
 
 For the rolled rule it also prints how far R_t leaves the data's range (mean over episodes of the
 largest normalised R_t; the data's is at most 1).
@@ -34,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mage.agent import MageAgent  # noqa: E402
 from mage.data import WindowSampler  # noqa: E402
 from mage.policy import generate  # noqa: E402
-from mage.value import ReturnHead, expectile_loss  # noqa: E402
+from mage.value import ReturnHead, TDValue  # noqa: E402
 
 
 def load_run(run_dir: Path) -> tuple[MageAgent, dict]:
@@ -44,22 +46,20 @@ def load_run(run_dir: Path) -> tuple[MageAgent, dict]:
     return agent, info
 
 
-def fit_return_head(agent: MageAgent, data, tau: float, seed: int) -> ReturnHead:
-    """V(s) as target_rule "value" trains it: expectile tau of the normalised RTG, stage-2 steps and batch."""
+def fit_return_head(agent: MageAgent, data, rule: str, tau: float, seed: int) -> None:
+    """V(s) as target_rule "value" / "td" trains it beside the other stages: its own batches and optimiser,
+    one step per training step of the run, through MageAgent._value_step; attached to ``agent`` in place."""
     cfg, model = agent.cfg, agent.model
+    cfg.target_rule, cfg.value_expectile = rule, tau
     torch.manual_seed(seed)
-    head = ReturnHead(model.obs_dim, model.latent_inverse.net[0].out_features)
-    opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
+    hidden = model.latent_inverse.net[0].out_features
+    model.return_head = ReturnHead(model.obs_dim, hidden) if rule == "value" else TDValue(model.obs_dim, model.act_dim, hidden)
+    agent.opt_value = torch.optim.Adam([p for p in model.return_head.parameters() if p.requires_grad], lr=cfg.lr)
     sampler = WindowSampler(data, agent.norm, model.layout, cfg.horizon, agent.device, cfg.rtg_across_cuts)
-    gen = torch.Generator().manual_seed(seed)
-    stage2 = agent.step - int(round(cfg.tokenizer_fraction * agent.step))
-    for _ in range(stage2):
-        batch = sampler.sample(cfg.batch_size, gen)
-        loss = expectile_loss(head(batch["s0"]), batch["R0"], tau)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return head.eval()
+    agent.sample_gen.manual_seed(seed)
+    for _ in range(agent.step * cfg.value_updates):
+        agent._value_step(sampler)
+    model.return_head.eval()
 
 
 def refit_inverse_on_generated(agent: MageAgent, data, steps: int, seed: int) -> None:
@@ -97,26 +97,33 @@ class TargetLog:
 
 
 def variant_agent(base: MageAgent, variant: str, data, inverse_steps: int, seed: int) -> MageAgent:
+    """A copy of ``base`` acting under ``variant``; "a+b" applies a, then b."""
     agent = copy.deepcopy(base)
+    for part in variant.split("+"):
+        apply_variant(agent, part, data, inverse_steps, seed)
+    agent._actor = None
+    agent.reset(1)
+    return agent
+
+
+def apply_variant(agent: MageAgent, variant: str, data, inverse_steps: int, seed: int) -> None:
     name, *args = variant.split(":")
     cfg = agent.cfg
     if name in ("rolled", "clamped", "fixed"):
         cfg.target_rule = name
         if args:
             agent.norm.target_return *= float(args[0])
-    elif name == "value":
-        cfg.target_rule = "value"
+    elif name in ("value", "td"):
         cfg.target_return_scale = float(args[1]) if len(args) > 1 else 1.0
-        agent.model.return_head = fit_return_head(agent, data, float(args[0]), seed)
+        cfg.value_updates = int(args[2]) if len(args) > 2 else 1
+        fit_return_head(agent, data, name, float(args[0]), seed)
     elif name == "inv-generated":
         refit_inverse_on_generated(agent, data, inverse_steps, seed)
     elif name == "explicit":
-        cfg.inverse_dynamics, cfg.act_backend = "explicit", "eager"
+        cfg.inverse_dynamics = "explicit"
+        cfg.explicit_from = args[0] if args else "plan"
     else:
         raise SystemExit(f"mage_leads: unknown variant {variant!r}")
-    agent._actor = None
-    agent.reset(1)
-    return agent
 
 
 def main() -> None:

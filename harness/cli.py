@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--table", type=int, metavar="N", help="a paper table, e.g. 4")
     which.add_argument("--ablation", metavar="NAME", help="an ablation, e.g. scales")
     which.add_argument("--figure", type=int, metavar="N", help="a paper figure, e.g. 3")
-    parser.add_argument("--profile", choices=PROFILE_NAMES, default="paper", help="smoke | quick | paper (default) | h100-budget (see harness/profiles.yaml)")
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default="paper", help="smoke | quick | cpu | paper (default) | h100-budget (see harness/profiles.yaml)")
     parser.add_argument("--methods", help="comma-separated methods to run (default: the plan's); a registered method "
                         "the plan lacks, e.g. bc in Table 4, is added as an extra column")
     parser.add_argument("--datasets", help="comma-separated datasets of the plan to run (default: all)")

@@ -11,12 +11,12 @@ from pathlib import Path
 import yaml
 
 PROFILES_FILE = Path(__file__).parent / "profiles.yaml"
-PROFILE_NAMES = ("smoke", "quick", "paper", "h100-budget")
+PROFILE_NAMES = ("smoke", "quick", "cpu", "paper", "h100-budget")
 
 
 @dataclass(frozen=True)
 class Profile:
-    name: str                    # smoke | quick | paper | h100-budget
+    name: str                    # smoke | quick | cpu | paper | h100-budget
     seeds: int                   # training seeds per cell
     eval_episodes: int | None    # None: the suite's evaluation episodes per seed
     eval_max_steps: int | None   # None: the suite's episode horizon

@@ -21,7 +21,7 @@ from mage.fast_act import FastActor
 from mage.model import MageModel
 from mage.policy import plan_actions
 from mage.training import critic_loss, generator_losses, sample_weights, tokenizer_losses
-from mage.value import expectile_loss
+from mage.value import TDValue, expectile_loss
 
 TINY = dict(embed_dim=32, num_heads=2, num_blocks=2, codebook_size=64, codebook_dim=16, tokenizer_width=32,
             tokenizer_depth=1, adapter_dim=8, batch_size=64, horizon=16, num_scales=4, dropout=0.0,
@@ -93,7 +93,7 @@ class MageAgent:
         if self.model.critic is not None:
             self.opt_critic = torch.optim.Adam(self.model.critic.parameters(), lr=cfg.lr)
         if self.model.return_head is not None:
-            self.opt_value = torch.optim.Adam(self.model.return_head.parameters(), lr=cfg.lr)
+            self.opt_value = torch.optim.Adam([p for p in self.model.return_head.parameters() if p.requires_grad], lr=cfg.lr)
 
     def _autocast(self):
         if self.device.type == "cuda" and self.cfg.mixed_precision:
@@ -156,16 +156,28 @@ class MageAgent:
             self.opt_critic.step()
             soft_update(model.critic_target, model.critic)
             metrics["loss/critic"] = closs
-        if stage == 2 and model.return_head is not None:
-            vloss = expectile_loss(model.return_head(batch["s0"]).float(), batch["R0"], cfg.value_expectile)
-            self._check_finite({"loss/value": vloss}, vloss)
-            self.opt_value.zero_grad(set_to_none=True)
-            vloss.backward()
-            self.opt_value.step()
-            metrics["loss/value"] = vloss
+        if model.return_head is not None:
+            for _ in range(cfg.value_updates):
+                metrics["loss/value"] = self._value_step(sampler)
         metrics["loss"] = loss
         metrics["stage"] = float(stage)
         return {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in metrics.items()}
+
+    def _value_step(self, sampler: WindowSampler) -> torch.Tensor:
+        """One step of V(s) (target_rule value / td) on its own batch, with its own optimiser."""
+        cfg, head = self.cfg, self.model.return_head
+        batch = sampler.sample(cfg.value_batch_size, self.sample_gen)
+        if isinstance(head, TDValue):
+            loss = head.loss(batch, self.norm.gamma, cfg.value_expectile, self.norm.rtg_scale)
+        else:
+            loss = expectile_loss(head(batch["s0"]).float(), batch["R0"], cfg.value_expectile)
+        self._check_finite({"loss/value": loss}, loss)
+        self.opt_value.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_value.step()
+        if isinstance(head, TDValue):
+            head.update_targets()
+        return loss
 
     def _check_finite(self, metrics: dict, loss: torch.Tensor) -> None:
         for name, v in list(metrics.items()) + [("loss", loss)]:
@@ -208,7 +220,7 @@ class MageAgent:
     def _acting_target(self, s0_BS: torch.Tensor) -> torch.Tensor:
         """Normalised R_t [B, 1] under the config's target_rule (mage/config.py)."""
         rule = self.cfg.target_rule
-        if rule == "value":
+        if rule in ("value", "td"):
             with torch.no_grad():
                 return self.cfg.target_return_scale * self.model.return_head(s0_BS).float()
         rtg = np.full(self.num_envs, self.norm.target_return) if rule == "fixed" else self._rtg

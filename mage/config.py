@@ -16,9 +16,10 @@ INVERSE_DYNAMICS = ("latent", "explicit")
 DECODER_REFINEMENTS = ("adapter", "direct", "none")
 RTG_MODES = ("condition", "reweight", "none")
 ACT_BACKENDS = ("fast", "eager")
-TARGET_RULES = ("rolled", "clamped", "fixed", "value")
+TARGET_RULES = ("rolled", "clamped", "fixed", "value", "td")
 GENERATOR_INPUTS = ("teacher", "sampled")
 INVERSE_INPUTS = ("true", "generated")
+EXPLICIT_FROM = ("plan", "observed")
 MAX_SCALES = 10
 
 
@@ -47,6 +48,9 @@ class MageConfig:
     codebook_dim: int = 32              # not in paper: small code vectors keep nearest-neighbour search well-conditioned (VAR uses 32)
     tokenizer_width: int = 256          # not in paper: channels of the 1-D conv encoder/decoder over the H window
     tokenizer_depth: int = 2            # not in paper: residual conv blocks in encoder and decoder each
+    adapter_condition: bool = False     # not in paper as such (our reading of App. A.4.1: the adapters "modulate internal
+                                        # representations according to the conditional signals"): the adapters of D' are
+                                        # given (s_0, R_0), so the plan can start at s_0 whatever the tokens' start error
     adapter_dim: int = 32               # not in paper: Houlsby bottleneck width (their typical 16-64)
     phi_ratio: float = 0.5              # not in paper: VAR's Phi residual mix (quant_resi = 0.5)
     vq_beta: float = 0.25               # not in paper: commitment weight of VQ-VAE (van den Oord et al.) / VAR
@@ -73,14 +77,21 @@ class MageConfig:
     target_rule: str = "rolled"         # not in paper (a reviewer asked for the targets): R_t while acting. rolled = R_0 = the
                                         # target above, then R <- (R - r) / gamma (DT's bookkeeping); clamped = rolled, kept in
                                         # the data's RTG range; fixed = R_0 every step; value = target_return_scale x V(s_t),
-                                        # the value_expectile-expectile of the data's RTG at s_t (mage/value.py), every step
-    value_expectile: float = 0.9        # not in paper: tau of V(s) under target_rule "value" (IQL's expectile loss)
+                                        # the value_expectile-expectile of the data's RTG at s_t (mage/value.py), every step;
+                                        # td = the same with IQL's V(s_t), learnt by TD over the data's transitions
+    value_expectile: float = 0.9        # not in paper: tau of V(s) under target_rule "value" / "td" (IQL's expectile loss)
+    value_batch_size: int = 256         # not in paper: V(s) draws its own batch every training step (both stages;
+                                        # IQL's 256), since a small MLP needs more samples than the generator's batch
+    value_updates: int = 1              # not in paper: V(s) updates per training step (TD needs many to propagate values)
     rtg_discount: float | None = None   # not in paper: gamma of the RTG that MAGE models; None = the suite's gamma
                                         # (1.0 = the plain "cumulative future reward" of the paper's text, l.90)
     rtg_across_cuts: bool = False       # not in paper: for data cut from one continuing stream (OfflineDataset.continuing),
                                         # RTG runs on past the cuts and windows span them, as the stream does
     generator_inputs: str = "teacher"   # not in paper as such: "teacher" = one teacher-forced pass from the true tokens
                                         # (VAR's training); "sampled" = Alg. 5's loop, scale by scale on its own Gumbel samples
+    explicit_from: str = "plan"         # not in paper: the explicit head's first state: the plan's s_0_hat (Table 19's
+                                        # reading) or the observed s_0, so the action heads for the plan's s_1_hat from
+                                        # where the agent is, whatever the plan's start error
     inverse_input: str = "true"         # not in paper: stage 2 trains I on the true Z (eq. 6) or on the Z of the
                                         # generator's greedy tokens, which is what I reads while acting
     replan_every: int = 1               # not in paper: the action is a_0, so replanning every step is the natural reading;
@@ -97,12 +108,15 @@ class MageConfig:
         _check_choice("target_rule", self.target_rule, TARGET_RULES)
         _check_choice("generator_inputs", self.generator_inputs, GENERATOR_INPUTS)
         _check_choice("inverse_input", self.inverse_input, INVERSE_INPUTS)
+        _check_choice("explicit_from", self.explicit_from, EXPLICIT_FROM)
         if not 0.0 < self.value_expectile < 1.0:
             raise ValueError(f"value_expectile must be in (0, 1), got {self.value_expectile}")
         if self.rtg_discount is not None and not 0.0 < self.rtg_discount <= 1.0:
             raise ValueError(f"rtg_discount must be in (0, 1] or null, got {self.rtg_discount}")
         if not 1 <= self.num_scales <= MAX_SCALES:
             raise ValueError(f"num_scales must be in 1..{MAX_SCALES}, got {self.num_scales}")
+        if self.adapter_condition and self.decoder_refinement != "adapter":
+            raise ValueError("adapter_condition needs decoder_refinement 'adapter'")
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
         if not 1 <= self.replan_every < self.horizon:

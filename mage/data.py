@@ -151,4 +151,5 @@ class WindowSampler:
             "a0": self.act[idx], "r0": self.rew[idx],
             "s1": self.obs[nxt], "a1": self.act[nxt],
             "done0": ((idx == end) * self.terminal[idx]).float(),
+            "has_next0": ((idx < end) | (self.terminal[idx] > 0)).float(),   # s1 is the true successor (or terminal)
         }

@@ -125,7 +125,7 @@ class FastActor:
             f_hat = f_hat + q.phis[k](scale_up(q.codebook(tok).permute(0, 2, 1), q.horizon))
             if k + 1 < len(gen.scales):
                 inp = scale_down(f_hat, gen.scales[k + 1]).permute(0, 2, 1)
-        return self._action_head(f_hat, R0_B1)
+        return self._action_head(f_hat, s0_BS, R0_B1)
 
     def _block(self, i: int, blk, x_BlD: torch.Tensor, start: int, length: int, first_key: int) -> torch.Tensor:
         """One transformer block for scale positions [start, start + length): fp32 residual, dtype matmuls."""
@@ -143,17 +143,17 @@ class FastActor:
         h = F.gelu(self._linear(h, pre + "mlp.0"))
         return x_BlD + self._linear(h, pre + "mlp.2")
 
-    def _action_head(self, f_hat_BCH: torch.Tensor, R0_B1: torch.Tensor) -> torch.Tensor:
+    def _action_head(self, f_hat_BCH: torch.Tensor, s0_BS: torch.Tensor, R0_B1: torch.Tensor) -> torch.Tensor:
         """a_0 [B, A] from f_hat exactly as plan_actions(steps=1) does (decoded window when needed)."""
         model, cfg, lay = self.model, self.model.cfg, self.model.layout
         if lay.actions is None and cfg.inverse_dynamics == "latent":
             return model.latent_inverse(f_hat_BCH.float())
-        R0 = R0_B1 if cfg.rtg_conditioned else torch.zeros_like(R0_B1)
-        x_hat = model.decoder(f_hat_BCH, R0, use_adapters=model.uses_adapters()).float()
+        x_hat = model.plan_window(f_hat_BCH, s0_BS, R0_B1).float()
         if lay.actions is not None:  # schemes a, a+cql, rsa: the decoded window holds the actions
             return x_hat[:, 0, lay.actions].clamp(-1, 1)
         states = x_hat[:, :, lay.states]
-        return model.explicit_inverse(states[:, 0], states[:, 1])
+        start = s0_BS if cfg.explicit_from == "observed" else states[:, 0]
+        return model.explicit_inverse(start, states[:, 1])
 
 
 def _is_matmul_parameter(name: str) -> bool:

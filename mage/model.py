@@ -13,7 +13,7 @@ from mage.generator import MultiScaleTransformer
 from mage.inverse_dynamics import ExplicitInverseDynamics, LatentInverseDynamics
 from mage.quantizer import MultiScaleQuantizer
 from mage.tokenizer import Decoder, Encoder
-from mage.value import ReturnHead
+from mage.value import ReturnHead, TDValue
 
 HEAD_HIDDEN = 256  # not in paper: width of the inverse-dynamics / critic MLPs
 
@@ -31,7 +31,8 @@ class MageModel(nn.Module):
                                              cfg.phi_ratio, cfg.dead_code_threshold)
         self.decoder = Decoder(self.layout.width, cfg.tokenizer_width, cfg.tokenizer_depth, cfg.codebook_dim,
                                cfg.horizon, use_rtg=cond_rtg and cfg.rtg_in_decoder,
-                               adapter_dim=cfg.adapter_dim if cfg.decoder_refinement == "adapter" else None)
+                               adapter_dim=cfg.adapter_dim if cfg.decoder_refinement == "adapter" else None,
+                               adapter_cond_dim=obs_dim + 1 if cfg.adapter_condition else None)
         self.generator = MultiScaleTransformer(obs_dim + 1, cfg.codebook_dim, cfg.codebook_size, cfg.scales,
                                                cfg.embed_dim, cfg.num_blocks, cfg.num_heads, cfg.dropout,
                                                cfg.rtg_in_fine_scales)
@@ -40,7 +41,8 @@ class MageModel(nn.Module):
         self.explicit_inverse = ExplicitInverseDynamics(obs_dim, hidden, act_dim) if cfg.window_has_states else None
         self.critic = Critic(obs_dim, act_dim, hidden) if cfg.scheme == "a+cql" else None
         self.critic_target = copy.deepcopy(self.critic) if self.critic is not None else None
-        self.return_head = ReturnHead(obs_dim, hidden) if cfg.target_rule == "value" else None
+        self.return_head = (ReturnHead(obs_dim, hidden) if cfg.target_rule == "value"
+                            else TDValue(obs_dim, act_dim, hidden) if cfg.target_rule == "td" else None)
 
     @property
     def rtg_index(self) -> int | None:
@@ -59,6 +61,12 @@ class MageModel(nn.Module):
     def uses_adapters(self) -> bool:
         return self.cfg.decoder_refinement == "adapter"
 
+    def plan_window(self, f_hat_BCH: torch.Tensor, s0_BS: torch.Tensor, R0_B1: torch.Tensor) -> torch.Tensor:
+        """The plan D'(Z, R_0) [B, H, F] of generated latents (adapters on under decoder_refinement "adapter",
+        given the condition (s_0, R_0) under adapter_condition); R_0 zeroed when it is not a condition."""
+        R0 = R0_B1 if self.cfg.rtg_conditioned else torch.zeros_like(R0_B1)
+        return self.decoder(f_hat_BCH, R0, use_adapters=self.uses_adapters(), cond_BD=self.condition(s0_BS, R0_B1))
+
     def stage_parameters(self, stage: int) -> list[nn.Parameter]:
         """Trainable parameters of stage 1 (tokenizer) or stage 2 (generator, inverse dynamics, D' part)."""
         if stage == 1:
@@ -74,10 +82,15 @@ class MageModel(nn.Module):
         return params
 
     def set_stage(self, stage: int) -> None:
-        """Freeze everything but ``stage``'s parameters (the critic and V(s) have their own optimisers)."""
+        """Freeze everything but ``stage``'s parameters (the critic and V(s) have their own optimisers;
+        V(s) trains in both stages)."""
         trainable = {id(p) for p in self.stage_parameters(stage)}
         for p in self.parameters():
             p.requires_grad_(id(p) in trainable)
-        for head in (self.critic, self.return_head):
-            if head is not None and stage == 2:
-                head.requires_grad_(True)
+        if self.critic is not None and stage == 2:
+            self.critic.requires_grad_(True)
+        if self.return_head is not None:
+            self.return_head.requires_grad_(True)
+            if isinstance(self.return_head, TDValue):
+                for target in (self.return_head.q1_target, self.return_head.q2_target):
+                    target.requires_grad_(False)

@@ -43,8 +43,7 @@ def plan_actions(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Tensor, ste
     need_window = lay.actions is not None or cfg.inverse_dynamics == "explicit" or steps > 1
     x_hat = None
     if need_window:
-        R0 = R0_B1 if cfg.rtg_conditioned else torch.zeros_like(R0_B1)
-        x_hat = model.decoder(f_hat, R0, use_adapters=model.uses_adapters()).float()
+        x_hat = model.plan_window(f_hat, s0_BS, R0_B1).float()
     if lay.actions is not None:  # schemes a, a+cql, rsa: the decoded window holds the actions
         return x_hat[:, :steps, lay.actions].clamp(-1, 1)
     states = x_hat[:, :, lay.states] if x_hat is not None else None
@@ -53,5 +52,6 @@ def plan_actions(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Tensor, ste
         if t == 0 and cfg.inverse_dynamics == "latent":
             acts.append(model.latent_inverse(f_hat.float()))
         else:
-            acts.append(model.explicit_inverse(states[:, t], states[:, t + 1]))
+            start = s0_BS if t == 0 and cfg.explicit_from == "observed" else states[:, t]
+            acts.append(model.explicit_inverse(start, states[:, t + 1]))
     return torch.stack(acts, dim=1)

@@ -26,17 +26,24 @@ class ConvBlock(nn.Module):
 
 
 class Adapter(nn.Module):
-    """Houlsby et al. (2019) bottleneck adapter; zero-initialised up-projection, so D' starts as D."""
+    """Houlsby et al. (2019) bottleneck adapter; zero-initialised up-projection, so D' starts as D.
 
-    def __init__(self, width: int, bottleneck: int) -> None:
+    With ``cond_dim``, the condition (s_0, R_0) [B, cond_dim] is added inside the bottleneck (a learnt
+    bias per window), so the adapter can move the decoded window to where the condition says it starts."""
+
+    def __init__(self, width: int, bottleneck: int, cond_dim: int | None = None) -> None:
         super().__init__()
         self.down = nn.Linear(width, bottleneck)
         self.up = nn.Linear(bottleneck, width)
+        self.cond = nn.Linear(cond_dim, bottleneck) if cond_dim else None
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
 
-    def forward(self, x_BHW: torch.Tensor) -> torch.Tensor:
-        return x_BHW + self.up(F.gelu(self.down(x_BHW)))
+    def forward(self, x_BHW: torch.Tensor, cond_BD: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.down(x_BHW)
+        if self.cond is not None:
+            h = h + self.cond(cond_BD).unsqueeze(1)
+        return x_BHW + self.up(F.gelu(h))
 
 
 class Encoder(nn.Module):
@@ -64,24 +71,27 @@ class Decoder(nn.Module):
     """D(Z, R_0): f_hat [B, C, H] (+ R_0) -> window [B, H, F]; with adapters it is D' (App. A.4.1)."""
 
     def __init__(self, feat_dim: int, width: int, depth: int, code_dim: int, horizon: int, use_rtg: bool,
-                 adapter_dim: int | None) -> None:
+                 adapter_dim: int | None, adapter_cond_dim: int | None = None) -> None:
         super().__init__()
         self.inp = nn.Linear(code_dim, width)
         self.pos = nn.Parameter(torch.zeros(1, horizon, width))
         self.rtg = nn.Linear(1, width) if use_rtg else None
         self.blocks = nn.ModuleList(ConvBlock(width) for _ in range(depth))
-        self.adapters = nn.ModuleList(Adapter(width, adapter_dim) for _ in range(depth)) if adapter_dim else None
+        self.adapters = (nn.ModuleList(Adapter(width, adapter_dim, adapter_cond_dim) for _ in range(depth))
+                         if adapter_dim else None)
         self.norm = nn.LayerNorm(width)
         self.out = nn.Linear(width, feat_dim)
 
-    def forward(self, f_BCH: torch.Tensor, rtg0_B1: torch.Tensor, use_adapters: bool = False) -> torch.Tensor:
+    def forward(self, f_BCH: torch.Tensor, rtg0_B1: torch.Tensor, use_adapters: bool = False,
+                cond_BD: torch.Tensor | None = None) -> torch.Tensor:
+        """``cond_BD``: (s_0, R_0) for adapters built with a condition (ignored otherwise)."""
         h = self.inp(f_BCH.transpose(1, 2)) + self.pos
         if self.rtg is not None:
             h = h + self.rtg(rtg0_B1).unsqueeze(1)
         for i, blk in enumerate(self.blocks):
             h = blk(h)
             if use_adapters and self.adapters is not None:
-                h = self.adapters[i](h)
+                h = self.adapters[i](h, cond_BD)
         return self.out(self.norm(h))
 
     def base_parameters(self) -> list[nn.Parameter]:

@@ -99,7 +99,7 @@ def generator_losses(model: MageModel, batch: dict, weights: torch.Tensor | None
         cond_cols.append(lay.rtg)
     need_decode = (cfg.decoder_refinement != "none" and cond_cols) or model.critic is not None
     if need_decode:
-        x_hat = decode_sampled(model, logits_BLV, decoder_rtg(model, batch), gumbel_gen_tau, onehots)
+        x_hat = decode_sampled(model, logits_BLV, batch["s0"], batch["R0"], gumbel_gen_tau, onehots)
         if cfg.decoder_refinement != "none" and cond_cols:
             cols = torch.tensor(cond_cols, device=x_hat.device)
             cond_B = (x_hat[:, 0, cols] - batch["window"][:, 0, cols]).pow(2).mean(1)
@@ -107,7 +107,7 @@ def generator_losses(model: MageModel, batch: dict, weights: torch.Tensor | None
             if "R0_relabel" in batch and cfg.rtg_conditioned:   # cond_relabel: under any target, start at s_0
                 R0_new = batch["R0_relabel"]
                 logits_new = model.generator(model.condition(batch["s0"], R0_new), tf_in, model.rtg_index).float()
-                x_new = decode_sampled(model, logits_new, R0_new, gumbel_gen_tau)
+                x_new = decode_sampled(model, logits_new, batch["s0"], R0_new, gumbel_gen_tau)
                 target = batch["window"][:, 0].clone()
                 if lay.rtg is not None:
                     target[:, lay.rtg] = R0_new[:, 0]
@@ -145,7 +145,7 @@ def sampled_generation(model: MageModel, cond_BD: torch.Tensor, tau: float) -> t
     return torch.cat(logits, dim=1), onehots
 
 
-def decode_sampled(model: MageModel, logits_BLV: torch.Tensor, R0_B1: torch.Tensor, tau: float,
+def decode_sampled(model: MageModel, logits_BLV: torch.Tensor, s0_BS: torch.Tensor, R0_B1: torch.Tensor, tau: float,
                    onehots: list[torch.Tensor] | None = None) -> torch.Tensor:
     """D'(Z, R_0) [B, H, F] of Gumbel-softmax straight-through samples of every scale's logits (Alg. 5, l.14-24);
     ``onehots`` given (the sampled loop drew them already): those samples."""
@@ -153,7 +153,7 @@ def decode_sampled(model: MageModel, logits_BLV: torch.Tensor, R0_B1: torch.Tens
         y_BLV = F.gumbel_softmax(logits_BLV, tau=tau, hard=True)
         onehots = list(torch.split(y_BLV, list(model.cfg.scales), dim=1))
     Z = torch.stack(model.quantizer.soft_to_scale_features(onehots)).sum(0)
-    return model.decoder(Z, R0_B1, use_adapters=model.uses_adapters()).float()
+    return model.plan_window(Z, s0_BS, R0_B1).float()
 
 
 def critic_loss(model: MageModel, batch: dict, generator: torch.Generator) -> torch.Tensor:

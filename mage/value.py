@@ -1,4 +1,5 @@
-"""V(s): an expectile of the data's return-to-go at a state, the acting target of target_rule "value".
+"""V(s): the acting target of target_rule "value" (an expectile of the data's return-to-go at a state,
+``ReturnHead``) and "td" (IQL's expectile value, learnt by TD from the data's transitions, ``TDValue``).
 
 not in paper: the paper conditions on a target R_0 but gives no values (a reviewer asked for them).
 A fixed target ignores the start state: the best RTG of the data was seen near the goal, and from a
@@ -6,12 +7,20 @@ far start that (s_0, R_0) pair never occurs. V_tau(s) (tau near 1: the best retu
 from states like s, as IQL's value and Reinformer's return head estimate it) keeps R_t in the range the
 generator was trained on, from every state. Trained beside stage 2 with its own optimiser, on s_0 and R_0
 of the same batches; nothing else reads it, so it does not change what the other networks learn.
+
+Why TD as well (measured on maze2d, bench/README.md "MAGE diagnostics"): the data never stay at the goal
+(the controller picks a new target on arrival), so the data's RTG at a slow state at the goal is low
+("about to leave"). IQL's V, learnt by TD over the same transitions, stitches the noisy actions that
+happened to keep the ball near the goal and values staying (up to 1 / (1 - gamma) per unit reward).
 """
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn as nn
 
+from mage.critic import Critic, soft_update
 from mage.inverse_dynamics import mlp
 
 
@@ -30,3 +39,37 @@ def expectile_loss(pred_B1: torch.Tensor, target_B1: torch.Tensor, tau: float) -
     """IQL's asymmetric L2: |tau - 1(u < 0)| u^2 with u = target - pred, averaged."""
     u = target_B1 - pred_B1
     return (torch.abs(tau - (u < 0).float()) * u.pow(2)).mean()
+
+
+class TDValue(nn.Module):
+    """IQL's value: V(s) [B, 1] by expectile regression on min of twin target Q(s, a); Q by TD to r + gamma V(s').
+
+    Works in normalised RTG units (rewards divided by the RTG scale), like ReturnHead."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.v = mlp(obs_dim, hidden, 1)
+        self.q1, self.q2 = Critic(obs_dim, act_dim, hidden), Critic(obs_dim, act_dim, hidden)
+        self.q1_target, self.q2_target = copy.deepcopy(self.q1), copy.deepcopy(self.q2)
+        for target in (self.q1_target, self.q2_target):
+            target.requires_grad_(False)
+
+    def forward(self, s0_BS: torch.Tensor) -> torch.Tensor:
+        return self.v(s0_BS)
+
+    def loss(self, batch: dict, gamma: float, tau: float, reward_scale: float) -> torch.Tensor:
+        """L_V + L_Q on normalised (s_0, a_0, r_0, s_1, done_0, has_next_0) of a batch; rows without a
+        successor in the data (a cut, or the data's end) are left out of L_Q."""
+        s, a = batch["s0"], batch["a0"]
+        with torch.no_grad():
+            q_target = torch.minimum(self.q1_target(s, a), self.q2_target(s, a))[:, None]
+            y = batch["r0"] / reward_scale + gamma * (1 - batch["done0"]) * self.v(batch["s1"])[:, 0]
+        loss_v = expectile_loss(self.v(s), q_target, tau)
+        keep = batch["has_next0"]
+        td = (self.q1(s, a) - y).pow(2) + (self.q2(s, a) - y).pow(2)
+        loss_q = (td * keep).sum() / keep.sum().clamp_min(1.0)
+        return loss_v + loss_q
+
+    def update_targets(self) -> None:
+        soft_update(self.q1_target, self.q1)
+        soft_update(self.q2_target, self.q2)

@@ -252,13 +252,17 @@ def make_maze2d_env(maze: str = "umaze", variant: str = "d4rl", horizon: int | N
     variant "paper_text": the paper's text (l.639): fixed start (the open cell farthest from D4RL's
     goal), random goal, goal appended to the obs ([6]) since a 4-dim obs could not tell the agent
     where the goal is. Not the default: the copied baseline numbers used D4RL's protocol.
+    variant "goal_in_obs": D4RL's protocol with the (fixed) goal appended to the obs ([6]), for agents
+    trained goal-conditioned on the Multi2D relabelling of the same data (maze2d-*-goal datasets).
     """
     if variant == "d4rl":
         env = PointMaze2D(maze, start="random", goal="fixed")
+    elif variant == "goal_in_obs":
+        env = PointMaze2D(maze, start="random", goal="fixed", goal_in_obs=True)
     elif variant == "paper_text":
         env = PointMaze2D(maze, start="fixed", goal="random", goal_in_obs=True)
     else:
-        raise ValueError(f"unknown maze2d variant {variant!r}; expected 'd4rl' or 'paper_text'")
+        raise ValueError(f"unknown maze2d variant {variant!r}; expected 'd4rl', 'goal_in_obs' or 'paper_text'")
     return gym.wrappers.TimeLimit(env, max_episode_steps=horizon or HORIZONS[maze])
 
 

@@ -60,6 +60,8 @@ CONFIGS = [
     pytest.param({"inverse_dynamics": "explicit"}, id="explicit-inverse"),
     pytest.param({"rtg_in_fine_scales": False}, id="no-rtg-in-fine-scales"),
     pytest.param({"scheme": "a"}, id="scheme-a-decoded-actions"),
+    pytest.param({"inverse_dynamics": "explicit", "explicit_from": "observed", "adapter_condition": True},
+                 id="explicit-from-observed-conditioned-adapters"),
 ]
 
 

@@ -23,6 +23,8 @@ ABLATIONS = [
     {"target_return_quantile": 0.5, "target_return_scale": 1.5}, {"inverse_in_tokenizer": False},
     {"cond_relabel": True}, {"target_rule": "clamped"}, {"target_rule": "fixed"}, {"target_rule": "value"},
     {"rtg_discount": 1.0}, {"rtg_across_cuts": True}, {"generator_inputs": "sampled"}, {"inverse_input": "generated"},
+    {"target_rule": "td", "value_updates": 2}, {"inverse_dynamics": "explicit", "explicit_from": "observed"},
+    {"adapter_condition": True, "inverse_dynamics": "explicit"},
 ]
 
 
