@@ -8,6 +8,8 @@
     <plan>_iqm.csv    IQM per run column with a 95% stratified bootstrap interval (>= 2 run rows)
     <plan>.png        ablations: ours beside the paper (harness/plots.py);
                       figures: coin-maze trajectories (harness/figures.py, needs a ``trajectories`` column)
+    <plan>_curves.png learning curves: periodic score against steps, per row and column (harness/report/curves.py)
+    <plan>.html       all of the above in one self-contained page, with each run's provenance (harness/report/html.py)
 
 and returns the terminal table (tabulate). Per cell: the mean over seeds of each seed's mean
 normalised score, ± the standard error over seeds (or the std, as the plan's ``spread`` says),
@@ -36,7 +38,7 @@ from harness.paper import PaperCell, paper_cell
 from harness.plan import Column, Group, Plan, Row
 
 RUN_COLUMNS = ["run_id", "plan", "row", "column", "method", "dataset", "seed", "status", "reason", "score",
-               "score_published"]
+               "score_published", "eval_curve", "provenance"]
 TIDY_COLUMNS = ["kind", "row", "column", "ours_mean", "ours_pm", "n_seeds", "paper_mean", "paper_pm",
                 "paper_raw", "diff", "status", "reason", "ours_remeasured_mean", "ours_remeasured_pm"]
 # The footers of tables with two-scale (maze) cells: which number is which.
@@ -99,15 +101,28 @@ def render(plan: Plan, runs: pd.DataFrame, results_dir: Path | str) -> str:
     write_text_atomic(results_dir / f"{plan.name}.md", "\n".join(markdown) + "\n")
     write_text_atomic(results_dir / f"{plan.name}.tex", latex_table(plan, cells, lower_is_better))
 
+    from harness.report.curves import plot_curves  # matplotlib only when the tables are written
+    from harness.report.html import write_report
+    images: list[tuple[str, bytes]] = []   # (caption, PNG) for the HTML report
+    files: list[str] = []                  # the terminal's list of the files to look at
+    if not plan.benchmark:   # a benchmark plan (Table 8) trains nothing, so it has no learning curves
+        images.append(("Learning curves", plot_curves(plan, cells, runs, results_dir)))
+        files.append(f"learning curves: {results_dir / f'{plan.name}_curves.png'}")
     if plan.kind == "ablation":
-        from harness.plots import plot_ablation  # matplotlib only when a plot is drawn
-        terminal += f"\n\nplot: {plot_ablation(plan, cells, results_dir)}"
+        from harness.plots import plot_ablation
+        plot = plot_ablation(plan, cells, results_dir)
+        images.append(("Ablation: ours beside the paper", plot.read_bytes()))
+        files.append(f"plot: {plot}")
     if plan.kind == "figure":
         from harness.figures import make_figure
         try:
-            terminal += f"\n\nfigure: {make_figure(plan, runs, results_dir)}"
+            figure = make_figure(plan, runs, results_dir)
+            images.append(("Figure: evaluation trajectories", figure.read_bytes()))
+            files.append(f"figure: {figure}")
         except RuntimeError as error:  # the coin maze suite is absent: the scores still print
-            terminal += f"\n\nfigure not drawn: {error}"
+            files.append(f"figure not drawn: {error}")
+    files.append(f"report: {write_report(plan, cells, iqm, runs, results_dir, images)}")
+    terminal += "\n\n" + "\n".join(files)
     return f"{plan.title}\n{terminal}"
 
 

@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--download", action="store_true", help="download missing Minari datasets first")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.KEY=VALUE",
                         help="config override, repeatable, e.g. --set mage.num_scales=4")
+    parser.add_argument("--wandb", metavar="PROJECT",
+                        help="also log every run to Weights & Biases project PROJECT (Ray executor; "
+                        "WANDB_MODE=offline keeps the runs on disk)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -92,6 +95,8 @@ def _run(args: argparse.Namespace) -> int:
     gpus_per_run = args.gpus_per_run if args.gpus_per_run is not None else _default_gpus()
     if args.cpus_per_run <= 0 or gpus_per_run < 0:
         raise ValueError("--cpus-per-run must be > 0 and --gpus-per-run >= 0")
+    if args.wandb is not None:
+        _check_wandb(args)
 
     # a report needs no data: it reads finished runs only (e.g. a sweep still running elsewhere)
     missing = {} if args.report_only else _missing_data(plan, profile.data_size)
@@ -119,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
         for run in planned:
             store.forget(run.spec.run_id)
     if not args.report_only:
-        _sweep(planned, store, args, gpus_per_run, profile.data_size, results_dir)
+        _sweep(planned, store, args, gpus_per_run, profile.data_size, results_dir, f"{plan.name}-{profile.name}")
 
     from harness.aggregate import render
     from harness.store import runs_frame
@@ -164,6 +169,17 @@ def _names(text: str, known: tuple[str, ...], what: str, choices: str) -> set[st
     return names
 
 
+def _check_wandb(args: argparse.Namespace) -> None:
+    """--wandb works through Ray Tune's W&B callback: it needs the Ray executor and the wandb package."""
+    import importlib.util
+    if args.executor != "ray":
+        raise ValueError("--wandb logs Ray Tune trials (Ray's W&B integration); drop --executor local")
+    if not args.wandb.strip():
+        raise ValueError("--wandb needs a project name, e.g. --wandb mage-repro")
+    if importlib.util.find_spec("wandb") is None:
+        raise ValueError("--wandb needs the wandb package: pip install wandb (or pip install -e \".[wandb]\")")
+
+
 def _default_gpus() -> float:
     import torch
     return 1.0 if torch.cuda.is_available() else 0.0
@@ -183,10 +199,10 @@ def _download(missing: dict[str, str], profile: str) -> None:
 
 
 def _sweep(planned, store: RunStore, args: argparse.Namespace, gpus_per_run: float, profile: str,
-           results_dir: Path) -> None:
+           results_dir: Path, sweep_name: str) -> None:
     """Run every planned run that is not done yet (failed ones are retried)."""
     from harness.progress import SweepProgress
-    from harness.sweep import run_local, run_ray
+    from harness.sweep import WandbSettings, run_local, run_ray
     from suites.registry import dataset_spec, load_offline_dataset
 
     pending = [run.spec for run in planned if store.status(run.spec.run_id) != "done"]
@@ -196,13 +212,16 @@ def _sweep(planned, store: RunStore, args: argparse.Namespace, gpus_per_run: flo
     for key in dict.fromkeys(spec.dataset for spec in pending):
         if dataset_spec(key).generated:
             load_offline_dataset(key, profile, progress=not args.quiet)
+    print(f"watch the runs live: tensorboard --logdir {store.runs_dir}", file=sys.stderr)
     progress = SweepProgress(len(planned), len(planned) - len(pending), enabled=not args.quiet)
     try:
         if args.executor == "local":
             run_local(pending, store, progress, gpus_per_run)
         else:
             storage = Path(args.storage) if args.storage else results_dir / "ray"
+            wandb_folder = Path(args.storage) if args.storage else results_dir   # W&B writes <folder>/wandb/
+            wandb = WandbSettings(args.wandb, sweep_name, wandb_folder) if args.wandb is not None else None
             run_ray(pending, store, progress, cpus_per_run=args.cpus_per_run, gpus_per_run=gpus_per_run,
-                    address=args.address, storage=storage)
+                    address=args.address, storage=storage, wandb=wandb)
     finally:
         progress.close()

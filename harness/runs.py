@@ -1,7 +1,8 @@
 """One run: (method, dataset, seed, resolved config, profile, evaluation settings) → result.json.
 
 ``execute_run`` loads the data, builds the agent, resumes it from ``checkpoint.pt`` when one exists,
-trains with ``on_step`` doing progress, training curves, NaN detection, periodic evaluations and
+trains with ``on_step`` doing progress, training curves, NaN detection, live metrics (TensorBoard files
+in the run folder and a sink such as ``tune.report``, harness/live.py), periodic evaluations and
 periodic checkpoints, evaluates with ``suites.evaluation.evaluate`` and writes ``result.json`` atomically.
 A periodic evaluation plays a copy of the agent (rebuilt from its state_dict) under forked torch and
 numpy RNGs, so the training trajectory, and with it the final score, is the same with or without it. Any failure is
@@ -24,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from harness.atomic import atomic_path
+from harness.live import LiveMetrics, Sink
 from harness.store import CHECKPOINT_FILE, RunStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -128,14 +130,17 @@ def plan_runs(plan, profile, seeds: int, cli_overrides: dict[str, dict[str, Any]
 OnProgress = Callable[[int, int], None]   # (step, total steps)
 
 
-def execute_run(spec: RunSpec, store: RunStore, on_progress: OnProgress | None = None) -> str:
-    """Run ``spec`` unless its result exists; returns the final status ("done" | "failed")."""
+def execute_run(spec: RunSpec, store: RunStore, on_progress: OnProgress | None = None,
+                on_metrics: Sink | None = None) -> str:
+    """Run ``spec`` unless its result exists; returns the final status ("done" | "failed").
+
+    ``on_metrics(step, scalars)`` receives every point of the run's live metrics (harness/live.py)."""
     if store.result(spec.run_id) is not None:
         return "done"
     store.prepare_attempt(spec.run_id)
     started = time.time()
     try:
-        result = _train_and_evaluate(spec, store, on_progress, started)
+        result = _train_and_evaluate(spec, store, on_progress, on_metrics, started)
     except Exception as error:  # noqa: BLE001 - every failure is recorded and retried next time
         reason = _one_line(error)
         store.write_failure(spec.run_id, reason, {"spec": spec.to_dict(), "traceback": traceback.format_exc(),
@@ -151,7 +156,8 @@ def _one_line(error: BaseException) -> str:
     return f"{prefix}: {text}"[:300]
 
 
-def _train_and_evaluate(spec: RunSpec, store: RunStore, on_progress: OnProgress | None, started: float) -> dict:
+def _train_and_evaluate(spec: RunSpec, store: RunStore, on_progress: OnProgress | None, on_metrics: Sink | None,
+                        started: float) -> dict:
     import torch
     from harness.methods import build_agent
     from suites.evaluation import evaluate
@@ -163,16 +169,20 @@ def _train_and_evaluate(spec: RunSpec, store: RunStore, on_progress: OnProgress 
     curves: dict[str, list[list[float]]] = {}
     eval_curve: list[dict[str, float]] = []   # periodic evaluations, in step order
     trained_before = 0.0   # wall seconds spent in earlier, interrupted attempts
+    resumed_at = 0         # the step the checkpoint was saved at
     if checkpoint_path.exists():
         saved = torch.load(checkpoint_path, map_location=spec.device, weights_only=False)
         agent.load_state_dict(saved["agent"])
         curves, trained_before = saved["curves"], saved["wall_s"]
         eval_curve = saved.get("eval_curve", [])
+        resumed_at = saved.get("step", 0)   # checkpoints from before live metrics lack it: TensorBoard restarts
     curve_every = max(1, spec.steps // max(1, spec.curve_points))
     eval_at = set(periodic_eval_steps(spec.steps, spec.periodic_evals if spec.periodic_episodes > 0 else 0))
+    live = LiveMetrics(store.run_dir(spec.run_id), spec.steps, resumed_at, on_metrics)
 
-    def save_checkpoint() -> None:
-        _save_atomic({"agent": agent.state_dict(), "curves": curves, "eval_curve": eval_curve,
+    def save_checkpoint(step: int) -> None:
+        live.flush()   # every point up to this step is on disk before the checkpoint that resumes after it
+        _save_atomic({"agent": agent.state_dict(), "curves": curves, "eval_curve": eval_curve, "step": step,
                       "wall_s": trained_before + time.time() - started}, checkpoint_path)
 
     def on_step(step: int, metrics: dict[str, float]) -> None:
@@ -182,14 +192,21 @@ def _train_and_evaluate(spec: RunSpec, store: RunStore, on_progress: OnProgress 
         if step % curve_every == 0 or step == spec.steps:
             for name, value in metrics.items():
                 curves.setdefault(name, []).append([step, float(value)])
+        live.on_step(step, metrics, agent)
         if step in eval_at and not any(point["step"] == step for point in eval_curve):
-            eval_curve.append(periodic_evaluation(agent, spec, step))
+            with live.paused():
+                eval_curve.append(periodic_evaluation(agent, spec, step))
+            live.on_eval(eval_curve[-1])
         if step % spec.checkpoint_every == 0 or step == spec.steps:
-            save_checkpoint()
+            with live.paused():
+                save_checkpoint(step)
         if on_progress is not None:
             on_progress(step, spec.steps)
 
-    agent.fit(data, dict(spec.config), spec.steps, on_step)
+    try:
+        agent.fit(data, dict(spec.config), spec.steps, on_step)
+    finally:
+        live.close()
     trained_s = time.time() - started
 
     episodes = _evaluate(agent, spec, evaluate)

@@ -22,7 +22,9 @@ from harness.atomic import atomic_path
 
 RESULT_FILE, FAILURE_FILE, CHECKPOINT_FILE = "result.json", "failure.json", "checkpoint.pt"
 FRAME_COLUMNS = ["run_id", "plan", "row", "column", "method", "dataset", "seed", "status", "reason",
-                 "score", "score_published", "episode_scores", "success_rate", "wall_s", "device", "trajectories"]
+                 "score", "score_published", "episode_scores", "success_rate", "wall_s", "device", "trajectories",
+                 "eval_curve", "provenance"]
+PROVENANCE_KEYS = ("git_commit", "device", "hostname", "versions", "wall_s", "train_s", "steps", "profile")
 
 # result.json keys and the types each must have; anything else makes the file corrupt.
 RESULT_SCHEMA: dict[str, type | tuple[type, ...]] = {
@@ -118,6 +120,8 @@ def runs_frame(plan_name: str, specs_by_cell: list[tuple[str, str, Any]], store:
     normalised score over the run's episodes (the suite's reference scores); ``score_published`` the
     mean of the same returns normalised with the suite's published reference scores (the paper's
     scale), NaN when the suite has none; a failed run's ``reason`` is its failure reason.
+    ``eval_curve``: the run's periodic evaluations (list of {step, score, se, success, episodes});
+    ``provenance``: {PROVENANCE_KEYS} of its result.json (failed runs: their wall_s only).
     """
     from suites.registry import published_score
 
@@ -126,7 +130,8 @@ def runs_frame(plan_name: str, specs_by_cell: list[tuple[str, str, Any]], store:
         record = {"run_id": spec.run_id, "plan": plan_name, "row": row, "column": column,
                   "method": spec.method, "dataset": spec.dataset, "seed": spec.seed, "status": "missing",
                   "reason": "not run yet", "score": np.nan, "score_published": np.nan, "episode_scores": None,
-                  "success_rate": np.nan, "wall_s": np.nan, "device": None, "trajectories": None}
+                  "success_rate": np.nan, "wall_s": np.nan, "device": None, "trajectories": None,
+                  "eval_curve": None, "provenance": None}
         result = store.result(spec.run_id)
         if result is not None:
             success = result["success"]
@@ -136,8 +141,10 @@ def runs_frame(plan_name: str, specs_by_cell: list[tuple[str, str, Any]], store:
                           episode_scores=list(result["normalized"]),
                           success_rate=float(np.mean(success)) if success is not None else np.nan,
                           wall_s=float(result["wall_s"]), device=result["device"],
-                          trajectories=result.get("trajectories"))
+                          trajectories=result.get("trajectories"), eval_curve=result.get("eval_curve", []),
+                          provenance={key: result.get(key) for key in PROVENANCE_KEYS})
         elif (failure := store.failure(spec.run_id)) is not None:
-            record.update(status="failed", reason=str(failure.get("reason", "unknown")))
+            record.update(status="failed", reason=str(failure.get("reason", "unknown")),
+                          provenance={"wall_s": failure.get("wall_s")})
         records.append(record)
     return pd.DataFrame.from_records(records, columns=FRAME_COLUMNS)

@@ -6,13 +6,19 @@ would join any cluster recorded on it); ``--address`` joins an existing cluster.
 are idempotent: an interrupted sweep is resumed by running the command again (a fresh Tuner over the
 runs still missing), not by ``Tuner.restore``, whose state snapshot can be stale.
 Results go to ``<results>/runs`` — with ``--storage``, to ``<storage>/runs``, a path every node sees.
+
+Trials report the runs' live metrics (harness/live.py) through ``tune.report``, so Tune's own loggers
+(CSV, JSON, TensorBoard in each trial folder, named by run id) and callbacks see them, W&B included
+(``--wandb PROJECT``: Ray's WandbLoggerCallback, one W&B run per trial, grouped by plan and profile).
+Tune's console output (its configuration box and a TensorBoard hint pointing at Ray's temporary
+session folder, which holds no run's metrics) goes to ``tune-output.log`` in the sweep's folder
+instead of the terminal, where our progress bars are.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -20,9 +26,22 @@ from harness.progress import SweepProgress
 from harness.runs import REPO_ROOT, RunSpec, execute_run
 from harness.store import RunStore
 
-# Environment variables Ray workers need from the driver: data location, plan folder, extra methods.
-FORWARDED_ENV_PREFIXES = ("MAGE_", "MINARI_", "MUJOCO_GL")
+# Environment variables Ray workers need from the driver: data location, plan folder, extra methods,
+# and W&B's settings for the logging actors of WandbLoggerCallback (mode, folder; Ray itself hands
+# them the API key, which goes to no trial).
+FORWARDED_ENV_PREFIXES = ("MAGE_", "MINARI_", "MUJOCO_GL", "WANDB_")
+UNFORWARDED_ENV = ("WANDB_API_KEY",)
 PROGRESS_REPORT_S = 1.0   # seconds between a trial's step reports to the driver
+TUNE_OUTPUT_LOG = "tune-output.log"
+
+
+@dataclasses.dataclass(frozen=True)
+class WandbSettings:
+    """``--wandb PROJECT``: W&B runs in ``project``, grouped as ``group``, files under ``folder``
+    (unless $WANDB_DIR says otherwise; offline runs stay there for ``wandb sync``)."""
+    project: str
+    group: str
+    folder: Path
 
 
 def worker_device(gpus_per_run: float) -> str:
@@ -41,7 +60,7 @@ def run_local(specs: list[RunSpec], store: RunStore, progress: SweepProgress, gp
 
 
 def run_ray(specs: list[RunSpec], store: RunStore, progress: SweepProgress, *, cpus_per_run: float,
-            gpus_per_run: float, address: str | None, storage: Path) -> None:
+            gpus_per_run: float, address: str | None, storage: Path, wandb: WandbSettings | None = None) -> None:
     """Run ``specs`` as Ray Tune trials, ``cpus_per_run`` / ``gpus_per_run`` (fractions allowed) each."""
     import ray
     from ray import tune
@@ -51,21 +70,40 @@ def run_ray(specs: list[RunSpec], store: RunStore, progress: SweepProgress, *, c
     try:
         _check_resources(ray.cluster_resources(), cpus_per_run, gpus_per_run)
         trainable = tune.with_resources(_trial, {"cpu": cpus_per_run, "gpu": gpus_per_run})
+        name = f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        callbacks = [_progress_callback(progress, store)] + ([_wandb_callback(wandb)] if wandb else [])
         tuner = tune.Tuner(
             trainable,
             param_space={"spec": tune.grid_search([spec.to_dict() for spec in specs]),
                          "runs_dir": str(store.runs_dir.resolve()), "gpus_per_run": gpus_per_run,
                          "cpus_per_run": cpus_per_run},
-            tune_config=tune.TuneConfig(reuse_actors=False),
-            run_config=tune.RunConfig(name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
-                                      storage_path=str(storage.resolve()), verbose=0,
-                                      callbacks=[_progress_callback(progress, store)],
-                                      failure_config=tune.FailureConfig(max_failures=0)),
+            tune_config=tune.TuneConfig(reuse_actors=False, trial_name_creator=_trial_run_id,
+                                        trial_dirname_creator=_trial_run_id),
+            run_config=tune.RunConfig(name=name, storage_path=str(storage.resolve()), verbose=0,
+                                      callbacks=callbacks, failure_config=tune.FailureConfig(max_failures=0)),
         )
-        with contextlib.redirect_stdout(sys.stderr):   # Tune's banners would mix with the table on stdout
+        sweep_dir = storage / name
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with open(sweep_dir / TUNE_OUTPUT_LOG, "a") as log, contextlib.redirect_stdout(log):
             tuner.fit()
     finally:
         ray.shutdown()
+
+
+def _trial_run_id(trial) -> str:
+    """A Tune trial's name and folder: its run's id (as in results/runs/), not Tune's counter."""
+    return RunSpec.from_dict(trial.config["spec"]).run_id
+
+
+def _wandb_callback(settings: WandbSettings):
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    folder = {} if os.environ.get("WANDB_DIR") else {"dir": str(settings.folder.resolve())}
+    if folder:
+        settings.folder.mkdir(parents=True, exist_ok=True)
+    # run_id and status are strings (the run's name says the one, the summary's score the other)
+    return WandbLoggerCallback(project=settings.project, group=settings.group, excludes=["run_id", "status"],
+                               **folder)
 
 
 def _check_resources(available: dict[str, float], cpus_per_run: float, gpus_per_run: float) -> None:
@@ -79,27 +117,42 @@ def _check_resources(available: dict[str, float], cpus_per_run: float, gpus_per_
 
 def _worker_env() -> dict[str, str]:
     """Driver environment that trials need; PYTHONPATH gets the repository (tests' agents live there)."""
-    env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
+    env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES) and k not in UNFORWARDED_ENV}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
     return env
 
 
 def _trial(config: dict) -> None:
-    """One Tune trial = one run; reports step progress and, at the end, the run's status."""
+    """One Tune trial = one run. Reports, at most every PROGRESS_REPORT_S and after each periodic
+    evaluation, the step and the latest value of every live metric (harness/live.py); at the end the
+    run's status and, when done, its final ``score``. ``timesteps_total`` is the optimisation step,
+    the x-axis of Tune's TensorBoard logger."""
     import torch
     from ray import tune
 
     torch.set_num_threads(max(1, int(config["cpus_per_run"])))
     spec = dataclasses.replace(RunSpec.from_dict(config["spec"]), device=worker_device(config["gpus_per_run"]))
+    store = RunStore(config["runs_dir"])
+    latest: dict[str, float] = {}
     last_report = [0.0]
+
+    def report(step: int, status: str, **extra) -> None:
+        last_report[0] = time.time()
+        tune.report({**latest, **extra, "run_id": spec.run_id, "step": step, "total": spec.steps,
+                     "timesteps_total": step, "status": status})
+
+    def on_metrics(step: int, scalars: dict[str, float]) -> None:
+        latest.update(scalars)
+        if any(tag.startswith("eval/") for tag in scalars):
+            report(step, "running")
 
     def on_progress(step: int, total: int) -> None:
         if time.time() - last_report[0] >= PROGRESS_REPORT_S:
-            last_report[0] = time.time()
-            tune.report({"run_id": spec.run_id, "step": step, "total": total, "status": "running"})
+            report(step, "running")
 
-    status = execute_run(spec, RunStore(config["runs_dir"]), on_progress)
-    tune.report({"run_id": spec.run_id, "step": spec.steps, "total": spec.steps, "status": status})
+    status = execute_run(spec, store, on_progress, on_metrics)
+    result = store.result(spec.run_id)
+    report(spec.steps, status, **({"score": result["score"]} if result is not None else {}))
 
 
 def _progress_callback(progress: SweepProgress, store: RunStore):

@@ -251,3 +251,14 @@ def published_score(key: str, returns) -> np.ndarray | None:
         return None
     low, high = float(published["min"]), float(published["max"])
     return 100.0 * (np.asarray(returns, np.float64) - low) / (high - low)
+
+
+def published_from_normalized(key: str, score: float) -> float | None:
+    """A score normalised with the suite's ``ref_min``/``ref_max`` (e.g. a periodic evaluation's mean)
+    re-expressed on its ``ref_published`` scale (the normalisation is affine in the return, so means
+    map exactly); None when the suite has no published reference of its own."""
+    spec = dataset_spec(key)
+    if not spec.ref_published:
+        return None
+    mean_return = spec.ref_min + float(score) / 100.0 * (spec.ref_max - spec.ref_min)
+    return float(published_score(key, [mean_return])[0])

@@ -89,3 +89,16 @@ def checkpoint_step(run_dir: Path) -> int:
 def results(runs_dir: Path) -> dict[str, dict]:
     """run id -> parsed result.json for every run folder that has one."""
     return {path.parent.name: json.loads(path.read_text()) for path in sorted(runs_dir.glob("*/result.json"))}
+
+
+def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """tag -> [(step, value)] of every scalar in the TensorBoard event files of ``folder``, read by the
+    event reader TensorBoard's server uses (``--load_fast=false``), which applies the purges of resumed
+    runs as TensorBoard shows them; every point kept (no reservoir sampling)."""
+    from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+    accumulator = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    return {tag: [(event.step, float(tensor_util.make_ndarray(event.tensor_proto).item()))
+                  for event in accumulator.Tensors(tag)]
+            for tag in accumulator.Tags()["tensors"]}

@@ -132,7 +132,8 @@ def test_iqm_per_method_with_interval(table4):
 
 def test_rendering_leaves_no_temporary_files(table4):
     _, _, out, _, _ = table4
-    assert sorted(p.name for p in out.iterdir()) == ["table4.csv", "table4.md", "table4.tex", "table4_iqm.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["table4.csv", "table4.html", "table4.md", "table4.tex",
+                                                     "table4_curves.png", "table4_iqm.csv"]
 
 
 def test_maze_cells_compare_with_the_paper_on_its_scale(tmp_path):

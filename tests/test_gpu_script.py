@@ -1,6 +1,7 @@
 """scripts/gpu_reproduce.sh as a lent GPU machine runs it, rehearsed on the CPU: no Ray (its wheel
-is not carried there), so the plan's methods run as parallel local processes; the table, its
-export with provenance and the packed results come back; a second call computes nothing again."""
+is not carried there), so the plan's methods run as parallel local processes, and no tensorboardX,
+so they write no TensorBoard files; the table, its export with provenance and the packed results
+come back; a second call computes nothing again."""
 from __future__ import annotations
 
 import json
@@ -29,10 +30,11 @@ def _workspace(tmp_path):
     plans = tmp_path / "plans"
     plans.mkdir()
     (plans / "table905.yaml").write_text(yaml.safe_dump(PLAN))
-    no_ray = tmp_path / "no_ray" / "ray"   # `import ray` fails, as on the lent machine
-    no_ray.mkdir(parents=True)
-    (no_ray / "__init__.py").write_text("raise ImportError('Ray is not on the lent machine')\n")
-    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(no_ray.parent),
+    absent = tmp_path / "absent"   # `import ray` and `import tensorboardX` fail, as on the lent machine
+    for package in ("ray", "tensorboardX"):
+        (absent / package).mkdir(parents=True)
+        (absent / package / "__init__.py").write_text(f"raise ImportError('{package} is not on the lent machine')\n")
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(absent),
            "MAGE_PLANS_DIR": str(plans), "MAGE_HARNESS_EXTRA_METHODS": "toy=tests.toy_agent:ToyAgent",
            "MAGE_TOY_FIT_LOG": str(tmp_path / "fit.log"), "TABLES": "905", "BENCH": "0",
            "GPUS_PER_RUN": "0", "CPUS_PER_RUN": "1", "OUT": str(tmp_path / "out")}
@@ -61,6 +63,10 @@ def test_gpu_script_without_ray_runs_packs_and_resumes(tmp_path):
     assert provenance["runs"] == 3 and provenance["devices"] == ["cpu"]
     table = (work / "results" / "table905.md").read_text()
     assert "missing" not in table and "failed" not in table
+    # no tensorboardX: the runs write no TensorBoard files, and each log says so once
+    assert not list((work / "results" / "runs").glob("*/events.out.tfevents.*"))
+    log = (work / "results" / "logs" / "table905-smoke" / "iql.log").read_text()
+    assert log.count("live metrics off: tensorboardX is not installed") == 1
 
     results = {p: p.stat().st_mtime_ns for p in (work / "results" / "runs").glob("*/result.json")}
     second = _call(work, env)   # the next device call: results/runs carried, nothing trained again

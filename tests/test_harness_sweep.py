@@ -12,7 +12,8 @@ import pytest
 
 from harness.cli import main
 from suites.registry import dataset_spec
-from tests.harness_support import checkpoint_step, fit_events, fit_start_steps, harness_env, reproduce, results, start_reproduce, write_plans
+from tests.harness_support import (checkpoint_step, fit_events, fit_start_steps, harness_env, reproduce, results,
+                                   scalars, start_reproduce, write_plans)
 
 SWEEP = ["--table", "901", "--profile", "smoke", "--seeds", "2"]
 RUNS = {(tag, str(seed)) for tag in ("a", "b") for seed in (0, 1)}
@@ -99,9 +100,26 @@ def test_resumed_table_equals_uninterrupted_table(sweeps):
         assert resumed[run_id]["normalized"] == uninterrupted[run_id]["normalized"]
         assert len(resumed[run_id]["normalized"]) == 4
         assert max(resumed[run_id]["lengths"]) <= dataset_spec("maze2d-umaze").horizon
-    assert sweeps["resumed"].stdout == sweeps["uninterrupted"].stdout
+    # the same table; the lines naming the written files differ by their folder only
+    assert (sweeps["resumed"].stdout.replace(str(root / "resumed"), "RESULTS")
+            == sweeps["uninterrupted"].stdout.replace(str(root / "uninterrupted"), "RESULTS"))
     assert "Toy A" in sweeps["resumed"].stdout and "Toy B" in sweeps["resumed"].stdout
     assert (root / "resumed" / "table901.csv").read_text() == (root / "uninterrupted" / "table901.csv").read_text()
+
+
+def test_killed_runs_tensorboard_curves_go_on_from_their_checkpoints(sweeps):
+    """Runs killed midway (SIGKILL, no clean-up) and resumed show, in TensorBoard, every step once
+    with the uninterrupted run's values: what the killed attempt wrote after its checkpoint is purged."""
+    root = sweeps["root"]
+    interrupted = {run_id for run_id, key in _started_runs(root / "resumed" / "runs").items()
+                   if key in sweeps["checkpoints_at_kill"]}
+    for run_id in results(root / "uninterrupted" / "runs"):
+        resumed, whole = scalars(root / "resumed" / "runs" / run_id), scalars(root / "uninterrupted" / "runs" / run_id)
+        for tag in ("loss", "lr/optimizer", "eval/score"):
+            assert [step for step, _ in resumed[tag]] == [step for step, _ in whole[tag]], (run_id, tag)
+            assert resumed[tag] == whole[tag], (run_id, tag)
+        if run_id in interrupted:   # two attempts: two event files, read as one curve
+            assert len(list((root / "resumed" / "runs" / run_id).glob("events.out.tfevents.*"))) == 2
 
 
 def test_result_json_records_the_run(sweeps):

@@ -1,0 +1,1 @@
+"""Reporting beside the tables: learning curves (curves.py) and one self-contained HTML report per plan (html.py)."""
