@@ -8,6 +8,7 @@ would play (seed 10,000 + training seed), and the table prints mean ± SE over r
 success rate and, on goal-reaching suites, the return of the episodes that reached the goal (how long
 they stayed). Variants:
 
+- ``trained``: the run as trained and configured (its own target rule, head and V(s));
 - ``rolled`` / ``clamped`` / ``fixed[:x]``: the target rule of MageConfig (x scales the target);
 - ``value:tau[:x[:n]]`` / ``td:tau[:x[:n]]``: target rule "value" / "td", with V(s) fitted here on the
   run's data (n updates per training step of the run, its own batches and optimiser, as training it
@@ -15,7 +16,12 @@ they stayed). Variants:
 - ``inv-generated``: the latent inverse dynamics refitted on the Z of the generator's greedy tokens
   (what it reads while acting) instead of the true Z, from the run's I, for ``--inverse-steps`` steps;
 - ``explicit[:observed]``: the action from the explicit head I(s_0_hat, s_1_hat) of the decoded plan
-  (``observed``: I(s_0, s_1_hat) from the observed state).
+  (``observed``: I(s_0, s_1_hat) from the observed state); ``latent``: from I(Z) (both heads are
+  trained in stage 1, whichever acts).
+
+``--summarise A.json B.json ...`` prints the table of earlier ``--out`` files instead of evaluating.
+Runs load with the MageConfig of this checkout over what their checkpoint saved: a run trained
+before a field existed gets that field's current default, so its model may not load.
 
 It also prints how far R_t leaves the data's range (mean over episodes of the largest normalised R_t;
 the data's is at most 1) and the mean start error |s_0_hat - s_0|^2 (z-scored) of the plans acted on.
@@ -119,7 +125,11 @@ def variant_agent(base: MageAgent, variant: str, data, inverse_steps: int, seed:
 def apply_variant(agent: MageAgent, variant: str, data, inverse_steps: int, seed: int) -> None:
     name, *args = variant.split(":")
     cfg = agent.cfg
-    if name in ("rolled", "clamped", "fixed"):
+    if name == "trained":
+        return
+    if name == "latent":
+        cfg.inverse_dynamics = "latent"
+    elif name in ("rolled", "clamped", "fixed"):
         cfg.target_rule = name
         if args:
             agent.norm.target_return *= float(args[0])
@@ -142,12 +152,19 @@ def main() -> None:
     from suites.registry import load_offline_dataset
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", type=Path, help="results/runs/<mage run id> folders (one per seed)")
+    ap.add_argument("runs", nargs="*", type=Path, help="results/runs/<mage run id> folders (one per seed)")
+    ap.add_argument("--summarise", nargs="+", type=Path, metavar="JSON", help="print the table of earlier --out files")
     ap.add_argument("--variants", nargs="+", default=["rolled", "clamped", "fixed", "value:0.9"])
     ap.add_argument("--episodes", type=int, default=50)
     ap.add_argument("--inverse-steps", type=int, default=2000)
     ap.add_argument("--out", type=Path, help="JSON of every figure")
     args = ap.parse_args()
+    if args.summarise:
+        saved = [json.loads(path.read_text()) for path in args.summarise]
+        rows = [row for one in saved for row in one["rows"]]
+        print("\n".join(one["command"] for one in saved))
+        print(summary_table(rows, len(rows[0]["normalized"])))
+        return
     torch.set_num_threads(1)
     rows = []
     for run_dir in args.runs:
@@ -178,7 +195,8 @@ def summary_table(rows: list[dict], episodes: int) -> str:
         sel = [r for r in rows if r["variant"] == variant]
         scores = np.array([r["score"] for r in sel])
         se = scores.std(ddof=1) / np.sqrt(len(scores)) if len(scores) > 1 else float("nan")
-        mean = lambda key: np.mean([r[key] for r in sel if r[key] is not None]) if any(r[key] is not None for r in sel) else float("nan")
+        mean = lambda key: (np.mean([r[key] for r in sel if r.get(key) is not None])
+                            if any(r.get(key) is not None for r in sel) else float("nan"))
         lines.append(f"| {variant} | {scores.mean():.1f} ± {se:.1f} | {', '.join(f'{s:.1f}' for s in scores)} | "
                      f"{mean('success'):.2f} | {mean('return_given_success'):.0f} | {mean('max_R'):.2f} | "
                      f"{mean('plan_start_error'):.2f} |")

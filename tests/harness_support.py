@@ -99,6 +99,9 @@ def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
     from tensorboard.util import tensor_util
     accumulator = EventAccumulator(str(folder), size_guidance={"tensors": 0})
     accumulator.Reload()
+    # Tune's TensorBoard logger also writes text and histogram summaries (e.g. list-valued keys): only
+    # the scalars plugin's tags are scalars
     return {tag: [(event.step, float(tensor_util.make_ndarray(event.tensor_proto).item()))
                   for event in accumulator.Tensors(tag)]
-            for tag in accumulator.Tags()["tensors"]}
+            for tag in accumulator.Tags()["tensors"]
+            if accumulator.SummaryMetadata(tag).plugin_data.plugin_name == "scalars"}
