@@ -98,7 +98,10 @@ def write_episodes(minari_id: str, episodes: Iterable[dict], observation_space, 
     optional ``infos`` dict of [T+1, ...] arrays. Atomic: the dataset is built under a staging
     folder of the datasets root and renamed into place, so a half-written dataset is never
     visible under ``minari_id``. ``metadata`` is stored as JSON in the Minari metadata key
-    ``mage_metadata``. Raises ValueError if ``minari_id`` already exists.
+    ``mage_metadata``. Raises ValueError if ``minari_id`` already exists. If another process
+    renames the same dataset into place while this one builds it (two runs of a plan generating
+    one dataset at once), the first one stays and this copy is dropped: the harness's datasets
+    are made by a seeded recipe, so both are the same data.
     """
     final_dir = dataset_dir(minari_id)
     if final_dir.exists():
@@ -110,7 +113,11 @@ def write_episodes(minari_id: str, episodes: Iterable[dict], observation_space, 
         _create(minari_id, staging_root, episodes, observation_space, action_space, env_spec, description, metadata)
         _ensure_namespaces(minari_id)
         final_dir.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging_root / minari_id, final_dir)
+        try:
+            os.replace(staging_root / minari_id, final_dir)
+        except OSError:
+            if not final_dir.is_dir():   # not the other writer's dataset: a real failure
+                raise
     finally:
         shutil.rmtree(staging_root, ignore_errors=True)
         try:

@@ -94,6 +94,22 @@ def test_write_read_roundtrip_with_hand_computed_returns_to_go(fresh_root):
     np.testing.assert_allclose(registry.normalized_score("pen-human", [96.262799, 3076.8331]), [0.0, 100.0])
 
 
+def test_a_dataset_written_by_two_processes_at_once_keeps_the_first(fresh_root, monkeypatch):
+    """Two local runs of a plan may generate one dataset at the same time: the one renamed into place
+    second must neither fail nor replace the first (os.replace cannot rename onto a full folder)."""
+    real_create = minari_io._create
+
+    def other_writer_finishes_first(minari_id, *args):
+        monkeypatch.setattr(minari_io, "_create", real_create)
+        minari_io.write_episodes(minari_id, [episode([7.0, 7.0])], OBS_SPACE, ACT_SPACE)   # the other process
+        real_create(minari_id, *args)
+
+    monkeypatch.setattr(minari_io, "_create", other_writer_finishes_first)
+    path = minari_io.write_episodes("D4RL/pen/human-v2", [episode([1.0, 2.0, 3.0])], OBS_SPACE, ACT_SPACE)
+    assert path == fresh_root / "D4RL/pen/human-v2" and not (fresh_root / minari_io.STAGING_DIR).exists()
+    np.testing.assert_array_equal(registry.load_offline_dataset("pen-human").rewards, [7.0, 7.0])
+
+
 def test_medium_expert_concatenates_episodes_and_restarts_rtg(fresh_root):
     minari_io.write_episodes("mujoco/halfcheetah/medium-v0", [episode([1.0, 1.0])], OBS_SPACE, ACT_SPACE)
     minari_io.write_episodes("mujoco/halfcheetah/expert-v0", [episode([2.0, 2.0, 2.0], offset=100.0)], OBS_SPACE, ACT_SPACE)
