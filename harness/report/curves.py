@@ -39,8 +39,7 @@ def curve_frame(plan: "Plan", runs: pd.DataFrame) -> pd.DataFrame:
     for row in plan.rows:
         for column in plan.run_columns:
             sub = done[(done["row"] == row.label) & (done["column"] == column.label)]
-            to_paper_scale = _paper_scale(row.dataset)
-            points = [(seed, point["step"], to_paper_scale(point["score"])) for seed, curve in zip(sub["seed"], sub["eval_curve"])
+            points = [(seed, point["step"], _on_table_scale(row.dataset, point["score"])) for seed, curve in zip(sub["seed"], sub["eval_curve"])
                       if isinstance(curve, list) for point in curve]
             if not points:
                 continue
@@ -53,12 +52,10 @@ def curve_frame(plan: "Plan", runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=CURVE_COLUMNS)
 
 
-def _paper_scale(dataset: str | None):
-    """score on the suite's own refs -> the same returns on its published refs (identity without)."""
-    def rescale(score: float) -> float:
-        published = published_from_normalized(dataset, score) if dataset is not None else None
-        return float(score if published is None else published)
-    return rescale
+def _on_table_scale(dataset: str, score: float) -> float:
+    """A score on the suite's own refs as the table shows it: on its published refs where it has them."""
+    published = published_from_normalized(dataset, score)
+    return float(score if published is None else published)
 
 
 def draw_curves(plan: "Plan", cells: list["Cell"], curves: pd.DataFrame):
