@@ -10,9 +10,12 @@ they stayed). Variants:
 
 - ``trained``: the run as trained and configured (its own target rule, head and V(s));
 - ``rolled`` / ``clamped`` / ``fixed[:x]``: the target rule of MageConfig (x scales the target);
-- ``value:tau[:x[:n]]`` / ``td:tau[:x[:n]]``: target rule "value" / "td", with V(s) fitted here on the
-  run's data (n updates per training step of the run, its own batches and optimiser, as training it
-  beside the other stages does; nothing else changes), x scaling V;
+- ``value:tau[:x[:n]]``: target rule "value", with the ReturnHead V(s) fitted here on the run's RTG labels
+  (n updates per stage-1/2 step of the run, its own batches and optimiser, as training it beside the
+  other stages does; nothing else changes), x scaling V;
+- ``td[:tau[:x[:n]]]``: target rule "td", x times IQL's V(s): the run's own stage-0 value (``td`` or
+  ``td::x``), or one fitted here by TD for n steps (default 20,000) at expectile tau when tau is given;
+- ``decoder:adapted|base|anchored``: the plan_decoder that turns the generated tokens into the plan;
 - ``inv-generated``: the latent inverse dynamics refitted on the Z of the generator's greedy tokens
   (what it reads while acting) instead of the true Z, from the run's I, for ``--inverse-steps`` steps;
 - ``explicit[:observed]``: the action from the explicit head I(s_0_hat, s_1_hat) of the decoded plan
@@ -52,20 +55,36 @@ def load_run(run_dir: Path) -> tuple[MageAgent, dict]:
     return agent, info
 
 
-def fit_return_head(agent: MageAgent, data, rule: str, tau: float, seed: int) -> None:
-    """V(s) as target_rule "value" / "td" trains it beside the other stages: its own batches and optimiser,
-    one step per training step of the run, through MageAgent._value_step; attached to ``agent`` in place."""
+def fit_return_head(agent: MageAgent, data, tau: float, seed: int) -> None:
+    """The ReturnHead V(s) as target_rule "value" trains it beside stages 1-2: its own batches of the run's
+    RTG labels and its own optimiser, value_updates steps per stage-1/2 step, through MageAgent._value_step;
+    attached to ``agent`` in place."""
     cfg, model = agent.cfg, agent.model
-    cfg.target_rule, cfg.value_expectile = rule, tau
+    cfg.target_rule, cfg.value_expectile = "value", tau
     torch.manual_seed(seed)
-    hidden = model.latent_inverse.net[0].out_features
-    model.return_head = ReturnHead(model.obs_dim, hidden) if rule == "value" else TDValue(model.obs_dim, model.act_dim, hidden)
-    agent.opt_value = torch.optim.Adam([p for p in model.return_head.parameters() if p.requires_grad], lr=cfg.lr)
-    sampler = WindowSampler(data, agent.norm, model.layout, cfg.horizon, agent.device, cfg.rtg_across_cuts)
+    model.return_head = ReturnHead(model.obs_dim, model.latent_inverse.net[0].out_features)
+    agent.opt_value = torch.optim.Adam(model.return_head.parameters(), lr=cfg.lr)
+    sampler = agent._window_sampler(data, labelled=True)
     agent.sample_gen.manual_seed(seed)
-    for _ in range(agent.step * cfg.value_updates):
+    stage0 = cfg.value_steps if model.td_value is not None else 0
+    for _ in range((agent.step - stage0) * cfg.value_updates):
         agent._value_step(sampler)
     model.return_head.eval()
+
+
+def fit_td_value(agent: MageAgent, data, tau: float, steps: int, seed: int) -> None:
+    """IQL's V(s) by TD at expectile ``tau`` for ``steps`` steps, as stage 0 trains it; attached to ``agent``
+    in place (the run's RTG labels, read already, do not change)."""
+    cfg, model = agent.cfg, agent.model
+    cfg.td_expectile = tau
+    torch.manual_seed(seed)
+    model.td_value = TDValue(model.obs_dim, model.act_dim, model.latent_inverse.net[0].out_features)
+    agent.opt_td = torch.optim.Adam(model.td_value.trainable_parameters(), lr=cfg.value_lr)
+    sampler = WindowSampler(data, agent.norm, model.layout, cfg.horizon, agent.device, cfg.rtg_across_cuts)
+    agent.sample_gen.manual_seed(seed)
+    for _ in range(steps):
+        agent._value_pretrain_step(sampler)
+    model.eval()
 
 
 def refit_inverse_on_generated(agent: MageAgent, data, steps: int, seed: int) -> None:
@@ -73,7 +92,7 @@ def refit_inverse_on_generated(agent: MageAgent, data, steps: int, seed: int) ->
     cfg, model = agent.cfg, agent.model
     model.eval()
     opt = torch.optim.Adam(model.latent_inverse.parameters(), lr=cfg.lr)
-    sampler = WindowSampler(data, agent.norm, model.layout, cfg.horizon, agent.device, cfg.rtg_across_cuts)
+    sampler = agent._window_sampler(data, labelled=True)
     gen = torch.Generator().manual_seed(seed)
     for _ in range(steps):
         batch = sampler.sample(cfg.batch_size, gen)
@@ -133,10 +152,19 @@ def apply_variant(agent: MageAgent, variant: str, data, inverse_steps: int, seed
         cfg.target_rule = name
         if args:
             agent.norm.target_return *= float(args[0])
-    elif name in ("value", "td"):
+    elif name == "value":
         cfg.target_return_scale = float(args[1]) if len(args) > 1 else 1.0
         cfg.value_updates = int(args[2]) if len(args) > 2 else 1
-        fit_return_head(agent, data, name, float(args[0]), seed)
+        fit_return_head(agent, data, float(args[0]), seed)
+    elif name == "td":
+        cfg.target_rule = "td"
+        cfg.target_return_scale = float(args[1]) if len(args) > 1 and args[1] else 1.0
+        if args and args[0]:
+            fit_td_value(agent, data, float(args[0]), int(args[2]) if len(args) > 2 else 20_000, seed)
+        elif agent.model.td_value is None:
+            raise SystemExit(f"mage_leads: variant {variant!r}: the run has no stage-0 value; give td:TAU to fit one")
+    elif name == "decoder":
+        cfg.plan_decoder = args[0]
     elif name == "inv-generated":
         refit_inverse_on_generated(agent, data, inverse_steps, seed)
     elif name == "explicit":

@@ -1,8 +1,10 @@
 """MageAgent: MAGE behind the Agent protocol (docs/interfaces.md; harness/agent.py).
 
-fit() runs stage 1 (tokenizer) for round(tokenizer_fraction * steps) steps, then stage 2
-(generator + inverse dynamics + adapters) for the rest; the step counter is global, so a
-restored agent continues where it stopped, in whichever stage.
+fit() runs stage 0 (IQL's V and twin Q by TD, only when the config needs a TD value: value_steps
+steps), then stage 1 (tokenizer) for round(tokenizer_fraction * the remaining steps), then stage 2
+(generator + inverse dynamics + adapters) for the rest; the step counter is global, so a restored
+agent continues where it stopped, in whichever stage. The RTG labels of stages 1-2 are fixed when
+stage 1 starts (n-step labels read the stage-0 value, frozen from then on).
 """
 from __future__ import annotations
 
@@ -16,12 +18,12 @@ import torch
 
 from mage.config import MageConfig, resolve_config
 from mage.critic import soft_update
-from mage.data import Normalizer, WindowSampler
+from mage.data import Normalizer, WindowSampler, n_step_returns
 from mage.fast_act import FastActor
 from mage.model import MageModel
 from mage.policy import plan_actions
 from mage.training import critic_loss, generator_losses, sample_weights, tokenizer_losses
-from mage.value import TDValue, expectile_loss
+from mage.value import expectile_loss
 
 TINY = dict(embed_dim=32, num_heads=2, num_blocks=2, codebook_size=64, codebook_dim=16, tokenizer_width=32,
             tokenizer_depth=1, adapter_dim=8, batch_size=64, horizon=16, num_scales=4, dropout=0.0,
@@ -49,7 +51,7 @@ class MageAgent:
         self.model: MageModel | None = None
         self.norm: Normalizer | None = None
         self.step = 0
-        self.opt1 = self.opt2 = self.opt_critic = self.opt_value = None
+        self.opt1 = self.opt2 = self.opt_critic = self.opt_value = self.opt_td = None
         self.sample_gen = torch.Generator().manual_seed(self.seed)
         self._torch_rng = self._initial_torch_rng()
         self._cuda_rng = None
@@ -93,7 +95,9 @@ class MageAgent:
         if self.model.critic is not None:
             self.opt_critic = torch.optim.Adam(self.model.critic.parameters(), lr=cfg.lr)
         if self.model.return_head is not None:
-            self.opt_value = torch.optim.Adam([p for p in self.model.return_head.parameters() if p.requires_grad], lr=cfg.lr)
+            self.opt_value = torch.optim.Adam(self.model.return_head.parameters(), lr=cfg.lr)
+        if self.model.td_value is not None:
+            self.opt_td = torch.optim.Adam(self.model.td_value.trainable_parameters(), lr=cfg.value_lr)
 
     def _autocast(self):
         if self.device.type == "cuda" and self.cfg.mixed_precision:
@@ -110,21 +114,63 @@ class MageAgent:
         if self.norm is None:
             self.norm = Normalizer.from_data(data, cfg.target_return_quantile, cfg.target_return_scale,
                                              cfg.rtg_discount, cfg.rtg_across_cuts)
+        stage0_end = cfg.value_steps if cfg.needs_td_value else 0
+        if steps <= stage0_end:
+            raise ValueError(f"MAGE trains {steps} steps, no more than its value_steps ({stage0_end}): "
+                             f"give it more steps than value_steps")
+        stage1_end = stage0_end + int(round(cfg.tokenizer_fraction * (steps - stage0_end)))
         with self._own_rng():
             if self.model is None:
                 self._build(data.obs_dim, data.act_dim)
-            sampler = WindowSampler(data, self.norm, self.model.layout, cfg.horizon, self.device, cfg.rtg_across_cuts)
-            stage1_steps = int(round(cfg.tokenizer_fraction * steps))
+            sampler, labelled = None, False
             self._in_fit = True
             try:
                 while self.step < steps:
-                    stage = 1 if self.step < stage1_steps else 2
-                    metrics = self._train_step(stage, sampler)
+                    if self.step < stage0_end:
+                        sampler = sampler or self._window_sampler(data, labelled=False)
+                        metrics = self._value_pretrain_step(sampler)
+                    else:
+                        if not labelled:
+                            sampler, labelled = self._window_sampler(data, labelled=True), True
+                        metrics = self._train_step(1 if self.step < stage1_end else 2, sampler)
                     self.step += 1
                     if on_step is not None:
                         on_step(self.step, metrics)
             finally:
                 self._in_fit = False
+
+    def _window_sampler(self, data, labelled: bool) -> WindowSampler:
+        """Windows of ``data``; ``labelled``: with the RTG that stages 1-2 model (rtg_estimator), which sets the
+        normaliser's RTG statistics (n_step: from the stage-0 value, so only once stage 0 is done)."""
+        cfg = self.cfg
+        rtg_N = None
+        if labelled and cfg.rtg_estimator == "n_step":
+            rtg_N = self._n_step_labels(data)
+            self.norm.set_returns(rtg_N, data.episode_starts, cfg.target_return_quantile, cfg.target_return_scale)
+        return WindowSampler(data, self.norm, self.model.layout, cfg.horizon, self.device, cfg.rtg_across_cuts, rtg_N)
+
+    @torch.no_grad()
+    def _n_step_labels(self, data) -> np.ndarray:
+        """[N] raw n-step returns bootstrapped with the stage-0 value (mage.data.n_step_returns)."""
+        cfg, head = self.cfg, self.model.td_value
+        obs = torch.as_tensor(self.norm.obs(np.asarray(data.observations, np.float32)).astype(np.float32))
+        value = torch.cat([head(chunk.to(self.device)).float().cpu() for chunk in obs.split(65536)])[:, 0]
+        n = cfg.bootstrap_steps or cfg.horizon
+        return n_step_returns(data, self.norm.gamma, n, value.numpy() * self.norm.value_scale, cfg.rtg_across_cuts)
+
+    def _value_pretrain_step(self, sampler: WindowSampler) -> dict[str, float]:
+        """Stage 0: one TD step of IQL's V (td_expectile) and twin Q, on rewards in value_scale units."""
+        cfg, head = self.cfg, self.model.td_value
+        self.model.train()
+        self.model.set_stage(0)
+        batch = sampler.sample(cfg.value_batch_size, self.sample_gen)
+        loss = head.loss(batch, self.norm.gamma, cfg.td_expectile, self.norm.value_scale)
+        self._check_finite({"loss/td_value": loss}, loss)
+        self.opt_td.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_td.step()
+        head.update_targets()
+        return {"loss/td_value": float(loss.detach()), "loss": float(loss.detach()), "stage": 0.0}
 
     def _train_step(self, stage: int, sampler: WindowSampler) -> dict[str, float]:
         cfg, model = self.cfg, self.model
@@ -164,19 +210,14 @@ class MageAgent:
         return {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in metrics.items()}
 
     def _value_step(self, sampler: WindowSampler) -> torch.Tensor:
-        """One step of V(s) (target_rule value / td) on its own batch, with its own optimiser."""
+        """One step of the ReturnHead V(s) (target_rule value) on its own batch, with its own optimiser."""
         cfg, head = self.cfg, self.model.return_head
         batch = sampler.sample(cfg.value_batch_size, self.sample_gen)
-        if isinstance(head, TDValue):
-            loss = head.loss(batch, self.norm.gamma, cfg.value_expectile, self.norm.rtg_scale)
-        else:
-            loss = expectile_loss(head(batch["s0"]).float(), batch["R0"], cfg.value_expectile)
+        loss = expectile_loss(head(batch["s0"]).float(), batch["R0"], cfg.value_expectile)
         self._check_finite({"loss/value": loss}, loss)
         self.opt_value.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_value.step()
-        if isinstance(head, TDValue):
-            head.update_targets()
         return loss
 
     def _check_finite(self, metrics: dict, loss: torch.Tensor) -> None:
@@ -220,9 +261,13 @@ class MageAgent:
     def _acting_target(self, s0_BS: torch.Tensor) -> torch.Tensor:
         """Normalised R_t [B, 1] under the config's target_rule (mage/config.py)."""
         rule = self.cfg.target_rule
-        if rule in ("value", "td"):
+        if rule == "value":
             with torch.no_grad():
                 return self.cfg.target_return_scale * self.model.return_head(s0_BS).float()
+        if rule == "td":   # the stage-0 value is in value_scale units
+            with torch.no_grad():
+                value = self.model.td_value(s0_BS).float() * (self.norm.value_scale / self.norm.rtg_scale)
+            return self.cfg.target_return_scale * value
         rtg = np.full(self.num_envs, self.norm.target_return) if rule == "fixed" else self._rtg
         if rule == "clamped":
             rtg = np.clip(rtg, self.norm.rtg_min * self.norm.rtg_scale, self.norm.rtg_max * self.norm.rtg_scale)
@@ -248,6 +293,7 @@ class MageAgent:
             "opt2": self.opt2.state_dict() if self.opt2 else None,
             "opt_critic": self.opt_critic.state_dict() if self.opt_critic else None,
             "opt_value": self.opt_value.state_dict() if self.opt_value else None,
+            "opt_td": self.opt_td.state_dict() if self.opt_td else None,
             "torch_rng": rng.clone(),
             "cuda_rng": (torch.cuda.get_rng_state(self.device) if self._in_fit and self.device.type == "cuda"
                          else self._cuda_rng),
@@ -272,6 +318,8 @@ class MageAgent:
                 self.opt_critic.load_state_dict(state["opt_critic"])
             if self.opt_value is not None:
                 self.opt_value.load_state_dict(state["opt_value"])
+            if self.opt_td is not None:
+                self.opt_td.load_state_dict(state["opt_td"])
         self._torch_rng = state["torch_rng"]
         self._cuda_rng = state["cuda_rng"]
         self.sample_gen.set_state(state["sample_gen"])

@@ -20,6 +20,8 @@ TARGET_RULES = ("rolled", "clamped", "fixed", "value", "td")
 GENERATOR_INPUTS = ("teacher", "sampled")
 INVERSE_INPUTS = ("true", "generated")
 EXPLICIT_FROM = ("plan", "observed")
+RTG_ESTIMATORS = ("monte_carlo", "n_step")
+PLAN_DECODERS = ("adapted", "base", "anchored")
 MAX_SCALES = 10
 
 
@@ -56,6 +58,10 @@ class MageConfig:
                                         # given (s_0, R_0), so the plan starts at s_0 whatever the tokens' start error (only
                                         # with decoder_refinement "adapter"). Measured: plan start error 0.48 -> 0.03 while
                                         # acting (bench/README.md "MAGE diagnostics")
+    plan_decoder: str = "adapted"       # not in paper: which decoder turns generated tokens into the plan that acts.
+                                        # adapted = D' (D + adapters, App. A.4.1); base = the tokenizer's D; anchored = D
+                                        # with the plan's states moved by s_0 - s_0_hat, so it starts at s_0. D' is trained
+                                        # by L_cond on step 0 only, and nothing holds its later steps to the data
     adapter_dim: int = 32               # not in paper: Houlsby bottleneck width (their typical 16-64)
     phi_ratio: float = 0.5              # not in paper: VAR's Phi residual mix (quant_resi = 0.5)
     vq_beta: float = 0.25               # not in paper: commitment weight of VQ-VAE (van den Oord et al.) / VAR
@@ -88,14 +94,25 @@ class MageConfig:
                                         # clamped = rolled, kept in the data's RTG range; fixed = R_0 every step; value =
                                         # target_return_scale x V(s_t), the value_expectile-expectile of the data's RTG at s_t
                                         # (mage/value.py), every step; td = the same with IQL's V(s_t), learnt by TD over the
-                                        # data's transitions. value: measured with the anchored plans (bench/README.md
+                                        # data's transitions in stage 0 (td_expectile, value_steps). value: measured with the anchored plans (bench/README.md
                                         # "Issue 15"); on the old unanchored plans rolled was level with it (seeds 0/1: 29.3
                                         # against 27.0) while driving R to 12 x the data's range
-    value_expectile: float = 0.99       # not in paper: tau of V(s) under target_rule "value" / "td" (IQL's expectile loss);
+    value_expectile: float = 0.99       # not in paper: tau of V(s) under target_rule "value" (IQL's expectile loss);
                                         # 0.99 ~ the best return the data reached from states like s
-    value_batch_size: int = 256         # not in paper: V(s) draws its own batch every training step (both stages;
-                                        # IQL's 256), since a small MLP needs more samples than the generator's batch
-    value_updates: int = 1              # not in paper: V(s) updates per training step (TD needs many to propagate values)
+    value_batch_size: int = 256         # not in paper: V(s) (either kind) draws its own batch every training step
+                                        # (IQL's 256), since a small MLP needs more samples than the generator's batch
+    value_updates: int = 1              # not in paper: ReturnHead V(s) updates per training step (target_rule "value")
+    rtg_estimator: str = "monte_carlo"  # not in paper: what R_t in the windows, R_0 and the targets are. monte_carlo = the
+                                        # data's discounted return-to-go (the paper's "cumulative future reward", l.90);
+                                        # n_step = sum_{i<n} gamma^i r_{t+i} + gamma^n V(s_{t+n}), n = bootstrap_steps,
+                                        # V = IQL's expectile value learnt by TD in stage 0 (value_steps): the same
+                                        # quantity estimated with bootstrapping, so that a window's R says how good the
+                                        # state it leads to is, also where no reward follows within the data's segment
+    bootstrap_steps: int | None = None  # not in paper: n of the n_step estimator; None = horizon (a window's own length)
+    value_steps: int = 0                # not in paper: stage 0, TD steps of IQL's V and twin Q before stage 1 (needed by
+                                        # rtg_estimator n_step and target_rule td; counted in fit's steps)
+    td_expectile: float = 0.9           # not in paper: IQL's expectile tau of the stage-0 value (IQL uses 0.7-0.9)
+    value_lr: float = 3e-4              # not in paper: Adam lr of the stage-0 value (IQL's)
     rtg_discount: float | None = None   # not in paper: gamma of the RTG that MAGE models; None = the suite's gamma
                                         # (1.0 = the plain "cumulative future reward" of the paper's text, l.90)
     rtg_across_cuts: bool = False       # not in paper: for data cut from one continuing stream (OfflineDataset.continuing),
@@ -122,8 +139,10 @@ class MageConfig:
         _check_choice("generator_inputs", self.generator_inputs, GENERATOR_INPUTS)
         _check_choice("inverse_input", self.inverse_input, INVERSE_INPUTS)
         _check_choice("explicit_from", self.explicit_from, EXPLICIT_FROM)
+        _check_choice("rtg_estimator", self.rtg_estimator, RTG_ESTIMATORS)
+        _check_choice("plan_decoder", self.plan_decoder, PLAN_DECODERS)
         for name in ("num_blocks", "num_heads", "embed_dim", "horizon", "codebook_size", "codebook_dim", "lr",
-                     "batch_size", "gumbel_tau", "value_batch_size", "value_updates"):
+                     "batch_size", "gumbel_tau", "value_batch_size", "value_updates", "value_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("tokenizer_fraction", "target_return_quantile", "discount", "phi_ratio"):
@@ -131,8 +150,15 @@ class MageConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not 0.0 < self.value_expectile < 1.0:
-            raise ValueError(f"value_expectile must be in (0, 1), got {self.value_expectile}")
+        for name in ("value_expectile", "td_expectile"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}")
+        if self.value_steps < 0:
+            raise ValueError(f"value_steps must be >= 0, got {self.value_steps}")
+        if self.needs_td_value and self.value_steps == 0:
+            raise ValueError("rtg_estimator n_step and target_rule td learn V by TD in stage 0: set value_steps > 0")
+        if self.bootstrap_steps is not None and self.bootstrap_steps < 1:
+            raise ValueError(f"bootstrap_steps must be >= 1 or null, got {self.bootstrap_steps}")
         if self.rtg_discount is not None and not 0.0 < self.rtg_discount <= 1.0:
             raise ValueError(f"rtg_discount must be in (0, 1] or null, got {self.rtg_discount}")
         if not 1 <= self.num_scales <= MAX_SCALES:
@@ -154,6 +180,11 @@ class MageConfig:
         if len(s) != self.num_scales or s[-1] != self.horizon or any(b <= a for a, b in zip(s, s[1:])) or s[0] < 1:
             raise ValueError(f"scale_schedule {s} must be {self.num_scales} increasing lengths ending at horizon {self.horizon}")
         return s
+
+    @property
+    def needs_td_value(self) -> bool:
+        """Whether stage 0 learns IQL's V by TD (for n-step RTG labels or the td acting target)."""
+        return self.rtg_estimator == "n_step" or self.target_rule == "td"
 
     @property
     def rtg_conditioned(self) -> bool:

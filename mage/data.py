@@ -28,6 +28,7 @@ class Normalizer:
     rtg_max: float
     gamma: float           # the data's discount (observe() rolls the target RTG with it)
     target_return: float   # raw target R_0 given at the start of an episode
+    value_scale: float     # the data's max |Monte-Carlo RTG|: the unit of the stage-0 TD value (fixed once set)
 
     @classmethod
     def from_data(cls, data, quantile: float, scale: float, gamma: float | None = None,
@@ -35,20 +36,25 @@ class Normalizer:
         """Statistics of ``data``; RTG with ``gamma`` (None: the data's own) over its segments."""
         obs = np.asarray(data.observations, np.float64)
         gamma = float(data.gamma if gamma is None else gamma)
-        rtg = returns_to_go(data, gamma, across_cuts).astype(np.float64)
-        rtg_scale = float(max(np.abs(rtg).max(initial=0.0), 1e-6))
-        starts = np.asarray(data.episode_starts[:-1], np.int64)
-        episode_rtg = rtg[starts] if len(starts) else rtg[:1]
-        return cls(
+        norm = cls(
             obs_mean=obs.mean(0).astype(np.float32),
             obs_std=(obs.std(0) + 1e-3).astype(np.float32),  # not in paper: floor keeps constant dims finite
             act_low=np.asarray(data.action_low, np.float32),
             act_high=np.asarray(data.action_high, np.float32),
-            rtg_scale=rtg_scale,
-            rtg_min=float(rtg.min() / rtg_scale), rtg_max=float(rtg.max() / rtg_scale),
-            gamma=gamma,
-            target_return=float(scale * np.quantile(episode_rtg, quantile)),
+            rtg_scale=1.0, rtg_min=0.0, rtg_max=0.0, gamma=gamma, target_return=0.0, value_scale=1.0,
         )
+        norm.set_returns(returns_to_go(data, gamma, across_cuts), data.episode_starts, quantile, scale)
+        norm.value_scale = norm.rtg_scale
+        return norm
+
+    def set_returns(self, rtg_N: np.ndarray, episode_starts: np.ndarray, quantile: float, scale: float) -> None:
+        """The RTG statistics (scale, range, target) of the raw returns ``rtg_N`` [N] that MAGE models."""
+        rtg = np.asarray(rtg_N, np.float64)
+        self.rtg_scale = float(max(np.abs(rtg).max(initial=0.0), 1e-6))
+        self.rtg_min, self.rtg_max = float(rtg.min() / self.rtg_scale), float(rtg.max() / self.rtg_scale)
+        starts = np.asarray(episode_starts[:-1], np.int64)
+        episode_rtg = rtg[starts] if len(starts) else rtg[:1]
+        self.target_return = float(scale * np.quantile(episode_rtg, quantile))
 
     def to_dict(self) -> dict:
         return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
@@ -56,6 +62,7 @@ class Normalizer:
     @classmethod
     def from_dict(cls, d: dict) -> "Normalizer":
         arrays = ("obs_mean", "obs_std", "act_low", "act_high")
+        d = {"value_scale": d["rtg_scale"], **d}   # saved before value_scale existed
         return cls(**{k: (np.asarray(v, np.float32) if k in arrays else v) for k, v in d.items()})
 
     def obs(self, obs: np.ndarray) -> np.ndarray:
@@ -112,15 +119,44 @@ def returns_to_go(data, gamma: float, across_cuts: bool = False) -> np.ndarray:
     return rtg.astype(np.float32)
 
 
+def n_step_returns(data, gamma: float, n: int, value_N: np.ndarray, across_cuts: bool = False) -> np.ndarray:
+    """[N] float64 R_t = sum_{i<m} gamma^i r_{t+i} + gamma^m B_{t+m}, m = min(n, rows left in t's segment).
+
+    ``value_N`` [N]: V(s_j) of every row's state, in reward units. B_j = V(s_j) inside the segment; after its
+    last row e: 0 where the data terminate, V(s_{e+1}) where the stream goes on (a cut of a continuing
+    dataset), else V(s_e) (a time limit: the state after e is not stored; its neighbour stands in).
+    """
+    starts = segment_starts(data, across_cuts)
+    rewards = np.asarray(data.rewards, np.float64)
+    value_N = np.asarray(value_N, np.float64)
+    terminals = np.asarray(data.terminals, bool)
+    continuing = bool(getattr(data, "continuing", False))
+    out = np.zeros(len(rewards), np.float64)
+    for start, end in zip(starts[:-1], starts[1:]):
+        length = end - start
+        tail = np.zeros(length + 1)     # tail[j] = discounted reward of rows start + j .. end - 1
+        for j in range(length - 1, -1, -1):
+            tail[j] = rewards[start + j] + gamma * tail[j + 1]
+        after = 0.0 if terminals[end - 1] else value_N[end] if continuing and end < len(rewards) else value_N[end - 1]
+        boot = np.append(value_N[start:end], after)
+        j = np.arange(length)
+        m = np.minimum(n, length - j)
+        decay = gamma ** m
+        out[start:end] = tail[j] - decay * tail[j + m] + decay * boot[j + m]
+    return out
+
+
 class WindowSampler:
-    """Samples batches of windows on ``device`` with a torch generator (saved for exact resume)."""
+    """Samples batches of windows on ``device`` with a torch generator (saved for exact resume).
+
+    ``rtg_N``: the raw returns [N] the windows carry (default: the data's discounted RTG over the segments)."""
 
     def __init__(self, data, norm: Normalizer, layout: WindowLayout, horizon: int, device: torch.device,
-                 across_cuts: bool = False) -> None:
+                 across_cuts: bool = False, rtg_N: np.ndarray | None = None) -> None:
         t = lambda a: torch.as_tensor(np.asarray(a), device=device)
         self.obs = t(norm.obs(np.asarray(data.observations, np.float32)).astype(np.float32))
         self.act = t(norm.act(np.asarray(data.actions, np.float32)).astype(np.float32))
-        rtg = returns_to_go(data, norm.gamma, across_cuts)
+        rtg = returns_to_go(data, norm.gamma, across_cuts) if rtg_N is None else rtg_N
         self.rtg = t((rtg / norm.rtg_scale).astype(np.float32))
         self.rew = t(np.asarray(data.rewards, np.float32))
         starts = segment_starts(data, across_cuts)

@@ -41,8 +41,8 @@ class MageModel(nn.Module):
         self.explicit_inverse = ExplicitInverseDynamics(obs_dim, hidden, act_dim) if cfg.window_has_states else None
         self.critic = Critic(obs_dim, act_dim, hidden) if cfg.scheme == "a+cql" else None
         self.critic_target = copy.deepcopy(self.critic) if self.critic is not None else None
-        self.return_head = (ReturnHead(obs_dim, hidden) if cfg.target_rule == "value"
-                            else TDValue(obs_dim, act_dim, hidden) if cfg.target_rule == "td" else None)
+        self.return_head = ReturnHead(obs_dim, hidden) if cfg.target_rule == "value" else None
+        self.td_value = TDValue(obs_dim, act_dim, hidden) if cfg.needs_td_value else None
 
     @property
     def rtg_index(self) -> int | None:
@@ -62,14 +62,27 @@ class MageModel(nn.Module):
     def uses_adapters(self) -> bool:
         return self.cfg.decoder_refinement == "adapter"
 
-    def plan_window(self, f_hat_BCH: torch.Tensor, s0_BS: torch.Tensor, R0_B1: torch.Tensor) -> torch.Tensor:
-        """The plan D'(Z, R_0) [B, H, F] of generated latents (adapters on under decoder_refinement "adapter",
-        given the condition (s_0, R_0) under adapter_condition); R_0 zeroed when it is not a condition."""
+    def plan_window(self, f_hat_BCH: torch.Tensor, s0_BS: torch.Tensor, R0_B1: torch.Tensor,
+                    decoder: str | None = None) -> torch.Tensor:
+        """The plan [B, H, F] of generated latents under ``decoder`` (default the config's plan_decoder):
+        adapted = D'(Z, R_0) (adapters on under decoder_refinement "adapter", given the condition (s_0, R_0)
+        under adapter_condition); base = D(Z, R_0); anchored = D(Z, R_0) with its states moved by
+        s_0 - s_0_hat. R_0 zeroed when it is not a condition."""
+        decoder = decoder or self.cfg.plan_decoder
         R0 = R0_B1 if self.cfg.rtg_conditioned else torch.zeros_like(R0_B1)
-        return self.decoder(f_hat_BCH, R0, use_adapters=self.uses_adapters(), cond_BD=self.condition(s0_BS, R0_B1))
+        adapted = decoder == "adapted" and self.uses_adapters()
+        x_BHF = self.decoder(f_hat_BCH, R0, use_adapters=adapted, cond_BD=self.condition(s0_BS, R0_B1))
+        if decoder == "anchored" and self.layout.states is not None:
+            cols = self.layout.states
+            x_BHF = x_BHF.clone()
+            x_BHF[:, :, cols] += s0_BS[:, None].to(x_BHF.dtype) - x_BHF[:, :1, cols]
+        return x_BHF
 
     def stage_parameters(self, stage: int) -> list[nn.Parameter]:
-        """Trainable parameters of stage 1 (tokenizer) or stage 2 (generator, inverse dynamics, D' part)."""
+        """Trainable parameters of stage 0 (IQL's V and twin Q, when a TD value is needed), stage 1
+        (tokenizer) or stage 2 (generator, inverse dynamics, D' part)."""
+        if stage == 0:
+            return self.td_value.trainable_parameters() if self.td_value is not None else []
         if stage == 1:
             params = list(self.encoder.parameters()) + list(self.quantizer.parameters()) + self.decoder.base_parameters()
             return params + list(self.latent_inverse.parameters()) if self.inverse_in_tokenizer else params
@@ -83,15 +96,12 @@ class MageModel(nn.Module):
         return params
 
     def set_stage(self, stage: int) -> None:
-        """Freeze everything but ``stage``'s parameters (the critic and V(s) have their own optimisers;
-        V(s) trains in both stages)."""
+        """Freeze everything but ``stage``'s parameters (the critic and the ReturnHead V(s) have their own
+        optimisers; V(s) trains in stages 1 and 2; the TD value only in stage 0, frozen after)."""
         trainable = {id(p) for p in self.stage_parameters(stage)}
         for p in self.parameters():
             p.requires_grad_(id(p) in trainable)
         if self.critic is not None and stage == 2:
             self.critic.requires_grad_(True)
-        if self.return_head is not None:
+        if self.return_head is not None and stage > 0:
             self.return_head.requires_grad_(True)
-            if isinstance(self.return_head, TDValue):
-                for target in (self.return_head.q1_target, self.return_head.q2_target):
-                    target.requires_grad_(False)

@@ -153,7 +153,7 @@ def decode_sampled(model: MageModel, logits_BLV: torch.Tensor, s0_BS: torch.Tens
         y_BLV = F.gumbel_softmax(logits_BLV, tau=tau, hard=True)
         onehots = list(torch.split(y_BLV, list(model.cfg.scales), dim=1))
     Z = torch.stack(model.quantizer.soft_to_scale_features(onehots)).sum(0)
-    return model.plan_window(Z, s0_BS, R0_B1).float()
+    return model.plan_window(Z, s0_BS, R0_B1, decoder="adapted").float()   # L_cond trains D' whichever decoder acts
 
 
 def critic_loss(model: MageModel, batch: dict, generator: torch.Generator) -> torch.Tensor:

@@ -70,6 +70,10 @@ class TDValue(nn.Module):
         loss_q = (td * keep).sum() / keep.sum().clamp_min(1.0)
         return loss_v + loss_q
 
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """V and the twin Q (the Polyak targets follow them)."""
+        return [*self.v.parameters(), *self.q1.parameters(), *self.q2.parameters()]
+
     def update_targets(self) -> None:
         soft_update(self.q1_target, self.q1)
         soft_update(self.q2_target, self.q2)

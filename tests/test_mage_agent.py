@@ -23,8 +23,9 @@ ABLATIONS = [
     {"target_return_quantile": 0.5, "target_return_scale": 1.5}, {"inverse_in_tokenizer": False},
     {"cond_relabel": True}, {"target_rule": "clamped"}, {"target_rule": "fixed"}, {"target_rule": "value"},
     {"rtg_discount": 1.0}, {"rtg_across_cuts": True}, {"generator_inputs": "sampled"}, {"inverse_input": "generated"},
-    {"target_rule": "td", "value_updates": 2}, {"inverse_dynamics": "explicit", "explicit_from": "observed"},
-    {"target_rule": "rolled"},
+    {"target_rule": "td", "value_steps": 2}, {"inverse_dynamics": "explicit", "explicit_from": "observed"},
+    {"target_rule": "rolled"}, {"rtg_estimator": "n_step", "value_steps": 2},
+    {"rtg_estimator": "n_step", "value_steps": 2, "rtg_across_cuts": True, "bootstrap_steps": 3},
 ]
 
 
@@ -43,9 +44,11 @@ def test_every_ablation_switch_trains_and_acts(data, overrides):
     seen = []
     agent.fit(data, {**TEST_CONFIG, **overrides}, 6, lambda step, m: seen.append((step, m)))
     assert [s for s, _ in seen] == list(range(1, 7))
-    assert {m["stage"] for _, m in seen} == {1.0, 2.0}
+    stage0 = overrides.get("value_steps", 0)   # stage 0 runs only for a config that needs a TD value
+    assert [m["stage"] for _, m in seen[:stage0]] == [0.0] * stage0
+    assert {m["stage"] for _, m in seen[stage0:]} == {1.0, 2.0}
     assert all(np.isfinite(v) for _, m in seen for v in m.values())
-    assert "codebook/perplexity" in seen[0][1] and "loss/ce" in seen[-1][1]
+    assert "codebook/perplexity" in seen[stage0][1] and "loss/ce" in seen[-1][1]
     agent.reset(3)
     for _ in range(4):
         act = agent.act(_obs(data))
@@ -130,9 +133,11 @@ def test_same_seed_same_actions_and_save_load_identical_actions(data):
 
 
 @pytest.mark.parametrize("overrides", [{"dropout": 0.1}, {"scheme": "a+cql", "dropout": 0.1}, {"cond_relabel": True},
-                                       {"target_rule": "value", "generator_inputs": "sampled", "dropout": 0.1}])
+                                       {"target_rule": "value", "generator_inputs": "sampled", "dropout": 0.1},
+                                       {"rtg_estimator": "n_step", "value_steps": 4, "target_rule": "td"}])
 def test_resume_from_a_mid_training_checkpoint_is_exact(data, overrides):
-    """N steps straight == N/2 steps, save, load into a fresh agent, fit on to N (crosses both stages)."""
+    """N steps straight == N/2 steps, save, load into a fresh agent, fit on to N (crosses both stages;
+    with value_steps 4, the snapshots fall in stage 0 and stage 1, and the labels are rebuilt on resume)."""
     cfg = {**TEST_CONFIG, **overrides, "tokenizer_fraction": 0.6}
     n, snapshots = 10, {}
     straight = MageAgent(seed=1)
@@ -251,3 +256,56 @@ def test_sampled_generation_feeds_each_scale_its_own_samples(data):
     loss = logits[:, -model.cfg.scales[-1]:].logsumexp(-1).sum()
     loss.backward()   # the finest scale's inputs are made of codebook vectors of the coarser samples
     assert model.quantizer.codebook.weight.grad.abs().sum() > 0
+
+
+def test_n_step_returns_bootstrap_with_the_value_after_n_steps_and_at_segment_ends():
+    """R_t = sum_{i<m} g^i r_{t+i} + g^m B_{t+m}, by hand: inside a segment, at a cut of a continuing stream
+    (the next cut's first state), at a time limit (the last stored state) and at a termination (0)."""
+    import dataclasses
+    from mage.data import n_step_returns
+    g = 0.5
+    rewards = np.array([1, 0, 2, 0, 1, 3], np.float32)
+    value = np.array([10, 20, 30, 40, 50, 60], np.float64)
+    data = dataclasses.replace(point_mass_dataset(num_episodes=2, length=3), rewards=rewards,
+                               episode_starts=np.array([0, 3, 6]), returns_to_go=None)
+    limit = n_step_returns(data, g, 2, value)
+    assert limit[0] == pytest.approx(1 + g * 0 + g ** 2 * 30)          # two rewards, then V(s_2)
+    assert limit[1] == pytest.approx(0 + g * 2 + g ** 2 * 30)          # the segment ends after row 2: V(s_2) stands in
+    assert limit[2] == pytest.approx(2 + g * 30)
+    assert limit[5] == pytest.approx(3 + g * 60)
+    cut = n_step_returns(dataclasses.replace(data, continuing=True), g, 2, value)
+    assert cut[2] == pytest.approx(2 + g * 40) and cut[1] == pytest.approx(g * 2 + g ** 2 * 40)  # the stream goes on at row 3
+    assert cut[5] == pytest.approx(3 + g * 60)                          # the stream's end: no successor stored
+    stream = n_step_returns(dataclasses.replace(data, continuing=True), g, 2, value, across_cuts=True)
+    assert stream[2] == pytest.approx(2 + g * 0 + g ** 2 * 50)          # the window runs through the cut
+    terminal = data.terminals.copy()
+    terminal[2] = True
+    ended = n_step_returns(dataclasses.replace(data, terminals=terminal), g, 2, value)
+    assert ended[2] == pytest.approx(2) and ended[1] == pytest.approx(g * 2)
+    np.testing.assert_allclose(n_step_returns(data, g, 100, np.zeros(6)), [1.5, 1, 2, 1.25, 2.5, 3])  # V = 0: plain RTG
+
+
+def test_n_step_labels_come_from_the_stage_zero_value_and_set_the_rtg_statistics(data):
+    """After stage 0 the windows carry n-step labels of the frozen TD value, and R's scale, range and the
+    td target follow them."""
+    from mage.data import n_step_returns
+    agent = MageAgent(seed=0)
+    cfg = {**TEST_CONFIG, "rtg_estimator": "n_step", "value_steps": 30, "target_rule": "td", "bootstrap_steps": 4,
+           "target_return_scale": 1.0}
+    agent.fit(data, cfg, 34)
+    frozen = copy.deepcopy(agent.model.td_value.state_dict())
+    obs = torch.as_tensor(agent.norm.obs(data.observations).astype(np.float32))
+    value = agent.model.td_value(obs)[:, 0].detach().numpy() * agent.norm.value_scale
+    labels = n_step_returns(data, 0.99, 4, value)
+    assert not np.allclose(labels, data.returns_to_go)
+    assert agent.norm.rtg_scale == pytest.approx(np.abs(labels).max(), rel=1e-5)
+    assert agent.norm.rtg_max == pytest.approx(labels.max() / np.abs(labels).max(), rel=1e-5)
+    assert agent.norm.value_scale == pytest.approx(np.abs(data.returns_to_go).max(), rel=1e-6)
+    for name, p in agent.model.td_value.state_dict().items():   # stages 1-2 leave the value alone
+        assert torch.equal(p, frozen[name]), name
+    target = agent._acting_target(obs[:3])
+    np.testing.assert_allclose(target[:, 0].numpy(), value[:3] / agent.norm.rtg_scale, rtol=1e-5)
+    with pytest.raises(ValueError, match="value_steps"):
+        MageAgent(seed=0).fit(data, cfg, 30)
+    with pytest.raises(ValueError, match="value_steps > 0"):
+        resolve_config({"rtg_estimator": "n_step"})
