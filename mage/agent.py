@@ -178,6 +178,8 @@ class MageAgent:
         model.set_stage(stage)
         batch = sampler.sample(cfg.batch_size, self.sample_gen)
         weights = sample_weights(model, batch, self.norm.rtg_min, self.norm.rtg_max)
+        if stage == 2 and cfg.rtg_dropout > 0:     # rows the generator sees without R_0, from the sampling generator
+            batch["rtg_drop"] = (torch.rand(batch["R0"].shape[0], generator=self.sample_gen) < cfg.rtg_dropout).to(self.device)
         if stage == 2 and cfg.cond_relabel:   # targets for the relabelled L_cond pass, from the sampling generator
             u = torch.rand(batch["R0"].shape, generator=self.sample_gen).to(self.device)
             batch["R0_relabel"] = self.norm.rtg_min + u * (self.norm.rtg_max - self.norm.rtg_min)

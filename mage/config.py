@@ -76,6 +76,11 @@ class MageConfig:
                                         # data's range, so the plan starts at s_0 under any target (bench/README.md,
                                         # "MAGE diagnostics": high targets move the plan's start toward the goal;
                                         # measured: it removes that, but did not raise the quick-profile score)
+    rtg_dropout: float = 0.0            # not in paper: share of stage-2 windows whose R_0 the generator does not see (a
+                                        # learnt null embedding instead), so it also learns p(m | s_0) for guidance
+                                        # (VAR's class dropout 0.1; Decision Diffuser drops its return condition 0.25)
+    guidance: float = 1.0               # not in paper: classifier-free guidance while acting, per scale logits
+                                        # l = l(s_0) + w (l(s_0, R_0) - l(s_0)) (VAR, Decision Diffuser); 1 = none
     gumbel_tau: float = 1.0             # not in paper: standard Gumbel-softmax temperature (Jang et al.)
     cql_alpha: float = 1.0              # not in paper: CQL(H) penalty weight of the a+cql critic (Kumar et al. default scale)
     cql_actor_weight: float = 1.0       # not in paper: weight of -Q(s_0, a_0_hat)/|Q| in a+cql's generator loss (TD3+BC style)
@@ -145,7 +150,7 @@ class MageConfig:
                      "batch_size", "gumbel_tau", "value_batch_size", "value_updates", "value_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("tokenizer_fraction", "target_return_quantile", "discount", "phi_ratio"):
+        for name in ("tokenizer_fraction", "target_return_quantile", "discount", "phi_ratio", "rtg_dropout"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
@@ -153,6 +158,9 @@ class MageConfig:
         for name in ("value_expectile", "td_expectile"):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}")
+        if self.guidance != 1.0 and not (self.rtg_dropout > 0 and self.rtg_conditioned):
+            raise ValueError(f"guidance {self.guidance} needs a generator that also learnt without R_0: "
+                             f"set rtg_dropout > 0 (with rtg_mode condition)")
         if self.value_steps < 0:
             raise ValueError(f"value_steps must be >= 0, got {self.value_steps}")
         if self.needs_td_value and self.value_steps == 0:

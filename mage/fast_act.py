@@ -50,7 +50,10 @@ class FastActor:
             raise ValueError("CUDA graphs need a CUDA device")
         gen = model.generator
         attn = gen.blocks[0].attn
-        shape = (len(gen.blocks), self.batch_size, attn.heads, gen.length, attn.head_dim)
+        self.guidance = model.cfg.guidance
+        # classifier-free guidance: the unconditional rows run as a second half of the batch
+        self.rows = 2 * self.batch_size if self.guidance != 1.0 else self.batch_size
+        shape = (len(gen.blocks), self.rows, attn.heads, gen.length, attn.head_dim)
         self.k_cache = torch.zeros(shape, device=self.device, dtype=self.dtype)
         self.v_cache = torch.zeros(shape, device=self.device, dtype=self.dtype)
         # transformer matrices in the compute dtype: the parameters themselves, or synced mirrors
@@ -105,23 +108,29 @@ class FastActor:
         if self._mirror_pairs:
             torch._foreach_copy_([m for m, _ in self._mirror_pairs], [p.detach() for _, p in self._mirror_pairs])
         cond = model.condition(s0_BS, R0_B1)
-        c_first = gen.cond_embed(cond)
-        c_fine = c_first
-        if not gen.rtg_in_fine_scales and model.rtg_index is not None:
-            no_rtg = cond.clone()
-            no_rtg[:, model.rtg_index] = 0
-            c_fine = gen.cond_embed(no_rtg)
+        guided = self.rows != B
+        drop = None
+        if guided:
+            cond = torch.cat([cond, cond])
+            drop = torch.arange(self.rows, device=self.device) >= B
+        c_first, c_fine = gen._conditions(cond, model.rtg_index, drop)
         f_hat = torch.zeros(B, q.dim, q.horizon, device=self.device)
         inp = None
         for k, l in enumerate(gen.scales):
             s = gen.starts[k]
             pos = gen.pos_embed[:, s:s + l] + gen.level_embed.weight[k]
-            x = c_first.unsqueeze(1) + pos if k == 0 else gen.word_embed(inp) + c_fine.unsqueeze(1) + pos
+            if k == 0:
+                x = c_first.unsqueeze(1) + pos
+            else:
+                x = gen.word_embed(torch.cat([inp, inp]) if guided else inp) + c_fine.unsqueeze(1) + pos
             first_key = 0 if (k == 0 or gen.rtg_in_fine_scales) else gen.scales[0]
             for i, blk in enumerate(gen.blocks):
                 x = self._block(i, blk, x, s, l, first_key)
             h = F.layer_norm(x, (x.shape[-1],), gen.head_norm.weight, gen.head_norm.bias, gen.head_norm.eps)
-            tok = self._linear(h.to(dt), "head").argmax(-1)
+            logits = self._linear(h.to(dt), "head")
+            if guided:
+                logits = logits[B:] + self.guidance * (logits[:B] - logits[B:])
+            tok = logits.argmax(-1)
             f_hat = f_hat + q.phis[k](scale_up(q.codebook(tok).permute(0, 2, 1), q.horizon))
             if k + 1 < len(gen.scales):
                 inp = scale_down(f_hat, gen.scales[k + 1]).permute(0, 2, 1)
@@ -130,7 +139,7 @@ class FastActor:
     def _block(self, i: int, blk, x_BlD: torch.Tensor, start: int, length: int, first_key: int) -> torch.Tensor:
         """One transformer block for scale positions [start, start + length): fp32 residual, dtype matmuls."""
         a, dt = blk.attn, self.dtype
-        B, D = self.batch_size, x_BlD.shape[-1]
+        B, D = x_BlD.shape[0], x_BlD.shape[-1]
         pre = f"blocks.{i}."
         h = F.layer_norm(x_BlD, (D,), blk.ln1.weight, blk.ln1.bias, blk.ln1.eps).to(dt)
         q, k, v = self._linear(h, pre + "attn.qkv").view(B, length, 3, a.heads, a.head_dim).permute(2, 0, 3, 1, 4)

@@ -63,13 +63,15 @@ class MultiScaleTransformer(nn.Module):
     """p(m_k | m_<k, s_0, R_0) for all k at once (teacher forcing) or scale by scale (KV cache)."""
 
     def __init__(self, cond_dim: int, code_dim: int, vocab: int, scales: tuple[int, ...], dim: int, depth: int,
-                 heads: int, dropout: float, rtg_in_fine_scales: bool) -> None:
+                 heads: int, dropout: float, rtg_in_fine_scales: bool, null_rtg: bool = False) -> None:
         super().__init__()
         self.scales = tuple(scales)
         self.starts = [sum(self.scales[:k]) for k in range(len(self.scales))]
         self.length = sum(self.scales)
         self.rtg_in_fine_scales = rtg_in_fine_scales
         self.cond_embed = nn.Linear(cond_dim, dim)
+        # classifier-free guidance (VAR's class dropout): a learnt embedding stands for "R_0 not given"
+        self.rtg_null = nn.Parameter(torch.zeros(dim)) if null_rtg else None
         self.word_embed = nn.Linear(code_dim, dim)
         self.pos_embed = nn.Parameter(torch.randn(1, self.length, dim) * 0.02)
         self.level_embed = nn.Embedding(len(self.scales), dim)
@@ -81,9 +83,17 @@ class MultiScaleTransformer(nn.Module):
         self.register_buffer("levels", levels, persistent=False)
         self.register_buffer("mask", block_causal_mask(self.scales, rtg_in_fine_scales), persistent=False)
 
-    def _conditions(self, cond_BD: torch.Tensor, rtg_index: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Embedded condition for scale 1 and for scales k > 1 (R_0 zeroed there when Table 7 asks)."""
-        full = self.cond_embed(cond_BD)
+    def _conditions(self, cond_BD: torch.Tensor, rtg_index: int | None,
+                    rtg_drop_B: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embedded condition for scale 1 and for scales k > 1 (R_0 zeroed there when Table 7 asks).
+        ``rtg_drop_B`` [B] bool: rows whose R_0 is replaced by the null embedding (classifier-free guidance)."""
+        if rtg_drop_B is not None and rtg_index is not None:
+            keep = torch.ones_like(cond_BD)
+            keep[:, rtg_index] = (~rtg_drop_B).to(cond_BD.dtype)
+            cond_BD = cond_BD * keep
+            full = self.cond_embed(cond_BD) + rtg_drop_B[:, None].to(cond_BD.dtype) * self.rtg_null
+        else:
+            full = self.cond_embed(cond_BD)
         if self.rtg_in_fine_scales or rtg_index is None:
             return full, full
         no_rtg = cond_BD.clone()
@@ -98,11 +108,11 @@ class MultiScaleTransformer(nn.Module):
         return self.word_embed(inp_BlC) + c_fine.unsqueeze(1) + pos
 
     def forward(self, cond_BD: torch.Tensor, tf_input_BLC: torch.Tensor, rtg_index: int | None = None,
-                num_scales: int | None = None) -> torch.Tensor:
+                num_scales: int | None = None, rtg_drop_B: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced logits [B, L, V] of the first ``num_scales`` scales (default all; L is their total
         length). ``tf_input_BLC``: [B, L - l_1, code_dim] from MultiScaleQuantizer.teacher_forcing_inputs."""
         K = len(self.scales) if num_scales is None else num_scales
-        c_first, c_fine = self._conditions(cond_BD, rtg_index)
+        c_first, c_fine = self._conditions(cond_BD, rtg_index, rtg_drop_B)
         parts = [self._embed_scale(0, c_first, c_fine, None).expand(cond_BD.shape[0], -1, -1)]
         off = 0
         for k in range(1, K):
@@ -125,9 +135,9 @@ class MultiScaleTransformer(nn.Module):
                 a.v_cache = torch.zeros(shape, device=device, dtype=dtype)
 
     def scale_logits(self, k: int, cond_BD: torch.Tensor, inp_BlC: torch.Tensor | None,
-                     rtg_index: int | None = None) -> torch.Tensor:
+                     rtg_index: int | None = None, rtg_drop_B: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [B, l_k, V] of scale k, writing its keys/values into the cache (scales in order)."""
-        c_first, c_fine = self._conditions(cond_BD, rtg_index)
+        c_first, c_fine = self._conditions(cond_BD, rtg_index, rtg_drop_B)
         x = self._embed_scale(k, c_first, c_fine, inp_BlC)
         if k == 0:
             x = x.expand(cond_BD.shape[0], -1, -1)

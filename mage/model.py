@@ -35,7 +35,7 @@ class MageModel(nn.Module):
                                adapter_cond_dim=obs_dim + 1 if cfg.adapter_condition and cfg.decoder_refinement == "adapter" else None)
         self.generator = MultiScaleTransformer(obs_dim + 1, cfg.codebook_dim, cfg.codebook_size, cfg.scales,
                                                cfg.embed_dim, cfg.num_blocks, cfg.num_heads, cfg.dropout,
-                                               cfg.rtg_in_fine_scales)
+                                               cfg.rtg_in_fine_scales, null_rtg=cfg.rtg_dropout > 0)
         self.latent_inverse = LatentInverseDynamics(cfg.codebook_dim, cfg.horizon, hidden, act_dim)
         # the explicit head also gives actions t > 0 of a plan when replan_every > 1
         self.explicit_inverse = ExplicitInverseDynamics(obs_dim, hidden, act_dim) if cfg.window_has_states else None

@@ -12,18 +12,31 @@ from mage.quantizer import scale_down, scale_up
 
 
 @torch.no_grad()
-def generate(model: MageModel, cond_BD: torch.Tensor, tokens_given: list[torch.Tensor] | None = None):
+def generate(model: MageModel, cond_BD: torch.Tensor, tokens_given: list[torch.Tensor] | None = None,
+             guidance: float | None = None):
     """Token maps [B, l_k] per scale (argmax, or ``tokens_given`` for teacher forcing), their logits
-    [B, l_k, V], and f_hat [B, C, H] = sum_k Phi_k(scale_up(C[m_k]))."""
+    [B, l_k, V], and f_hat [B, C, H] = sum_k Phi_k(scale_up(C[m_k])).
+
+    ``guidance`` w (default the config's): classifier-free guidance, l = l(s_0) + w (l(s_0, R_0) - l(s_0)),
+    the unconditional rows run as a second half of the batch that sees the same chosen tokens."""
     gen, q = model.generator, model.quantizer
+    w = model.cfg.guidance if guidance is None else guidance
     B = cond_BD.shape[0]
+    guided = w != 1.0
+    drop = None
+    if guided:
+        cond_BD = torch.cat([cond_BD, cond_BD])
+        drop = torch.arange(2 * B, device=cond_BD.device) >= B
     dtype = next(gen.parameters()).dtype
-    gen.allocate_cache(B, cond_BD.device, dtype)
+    gen.allocate_cache(cond_BD.shape[0], cond_BD.device, dtype)
     f_hat = torch.zeros(B, q.dim, q.horizon, device=cond_BD.device)
     inp = None
     tokens, logits = [], []
     for k in range(len(q.scales)):
-        lg = gen.scale_logits(k, cond_BD, inp, model.rtg_index)
+        lg = gen.scale_logits(k, cond_BD, None if inp is None else (torch.cat([inp, inp]) if guided else inp),
+                              model.rtg_index, drop)
+        if guided:
+            lg = lg[B:] + w * (lg[:B] - lg[B:])
         tok = lg.argmax(-1) if tokens_given is None else tokens_given[k]
         tokens.append(tok)
         logits.append(lg)

@@ -68,11 +68,12 @@ def generator_losses(model: MageModel, batch: dict, weights: torch.Tensor | None
         f_hat_gt = torch.stack(q.tokens_to_scale_features(tokens)).sum(0)
         tf_in = q.teacher_forcing_inputs(tokens)
     cond = model.condition(batch["s0"], batch["R0"])
+    drop = batch.get("rtg_drop")    # rtg_dropout: rows generated without R_0 (classifier-free guidance)
     onehots = None
     if cfg.generator_inputs == "sampled":
-        logits_BLV, onehots = sampled_generation(model, cond, gumbel_gen_tau)
+        logits_BLV, onehots = sampled_generation(model, cond, gumbel_gen_tau, drop)
     else:
-        logits_BLV = model.generator(cond, tf_in, model.rtg_index).float()
+        logits_BLV = model.generator(cond, tf_in, model.rtg_index, rtg_drop_B=drop).float()
     target_BL = torch.cat(tokens, dim=1)
     ce_BL = F.cross_entropy(logits_BLV.transpose(1, 2), target_BL, reduction="none")
     ce = weighted_mean(ce_BL.mean(1), weights)
@@ -103,6 +104,8 @@ def generator_losses(model: MageModel, batch: dict, weights: torch.Tensor | None
         if cfg.decoder_refinement != "none" and cond_cols:
             cols = torch.tensor(cond_cols, device=x_hat.device)
             cond_B = (x_hat[:, 0, cols] - batch["window"][:, 0, cols]).pow(2).mean(1)
+            if drop is not None:   # a plan drawn without R_0 cannot be held to it
+                cond_B = cond_B * (~drop).to(cond_B.dtype)
             l_cond = weighted_mean(cond_B, weights)
             if "R0_relabel" in batch and cfg.rtg_conditioned:   # cond_relabel: under any target, start at s_0
                 R0_new = batch["R0_relabel"]
@@ -126,7 +129,8 @@ def generator_losses(model: MageModel, batch: dict, weights: torch.Tensor | None
     return loss, metrics
 
 
-def sampled_generation(model: MageModel, cond_BD: torch.Tensor, tau: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def sampled_generation(model: MageModel, cond_BD: torch.Tensor, tau: float,
+                       rtg_drop_B: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Alg. 5, l.7-22: scale by scale, logits of scale k from (s_0, R_0) and the model's own straight-through
     Gumbel samples of scales < k. Returns logits [B, L, V] and the per-scale one-hots [B, l_k, V]."""
     q, gen = model.quantizer, model.generator
@@ -135,7 +139,7 @@ def sampled_generation(model: MageModel, cond_BD: torch.Tensor, tau: float) -> t
     inputs, logits, onehots = [], [], []
     for k, length in enumerate(q.scales):
         tf_in = torch.cat(inputs, dim=1) if inputs else cond_BD.new_zeros(B, 0, q.dim)
-        lg = gen(cond_BD, tf_in, model.rtg_index, num_scales=k + 1)[:, gen.starts[k]:].float()
+        lg = gen(cond_BD, tf_in, model.rtg_index, num_scales=k + 1, rtg_drop_B=rtg_drop_B)[:, gen.starts[k]:].float()
         y = F.gumbel_softmax(lg, tau=tau, hard=True)
         f_hat = f_hat + q.soft_to_scale_features([y], first_scale=k)[0]
         if k + 1 < len(q.scales):

@@ -38,7 +38,10 @@ def trained_model(steps: int = 3, **overrides) -> MageModel:
     gen = torch.Generator().manual_seed(1)
     model.train()
     for _ in range(steps):
-        loss, _ = generator_losses(model, random_batch(32, model.layout.width, gen), None, 1.0)
+        batch = random_batch(32, model.layout.width, gen)
+        if model.cfg.rtg_dropout > 0:   # the null embedding of R_0 learns too
+            batch["rtg_drop"] = torch.rand(32, generator=gen) < model.cfg.rtg_dropout
+        loss, _ = generator_losses(model, batch, None, 1.0)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -68,6 +71,10 @@ CONFIGS = [
     pytest.param({"scheme": "a"}, id="scheme-a-decoded-actions"),
     pytest.param({"inverse_dynamics": "explicit", "explicit_from": "observed", "adapter_condition": True},
                  id="explicit-from-observed-conditioned-adapters"),
+    pytest.param({"rtg_dropout": 0.5, "guidance": 3.0}, id="guided"),
+    pytest.param({"rtg_dropout": 0.5, "guidance": 2.0, "rtg_in_fine_scales": False}, id="guided-no-rtg-in-fine-scales"),
+    pytest.param({"plan_decoder": "anchored"}, id="anchored-plan"),
+    pytest.param({"plan_decoder": "base"}, id="base-decoder-plan"),
 ]
 
 

@@ -26,6 +26,7 @@ ABLATIONS = [
     {"target_rule": "td", "value_steps": 2}, {"inverse_dynamics": "explicit", "explicit_from": "observed"},
     {"target_rule": "rolled"}, {"rtg_estimator": "n_step", "value_steps": 2},
     {"rtg_estimator": "n_step", "value_steps": 2, "rtg_across_cuts": True, "bootstrap_steps": 3},
+    {"rtg_dropout": 0.5, "guidance": 2.0}, {"plan_decoder": "base"}, {"plan_decoder": "anchored"},
 ]
 
 
@@ -309,3 +310,30 @@ def test_n_step_labels_come_from_the_stage_zero_value_and_set_the_rtg_statistics
         MageAgent(seed=0).fit(data, cfg, 30)
     with pytest.raises(ValueError, match="value_steps > 0"):
         resolve_config({"rtg_estimator": "n_step"})
+
+
+def test_guidance_mixes_the_logits_with_and_without_r0_and_dropped_rows_ignore_r0(data):
+    """Classifier-free guidance: l = l(s_0) + w (l(s_0, R_0) - l(s_0)) at every scale, on the tokens the guided
+    choice made; a row whose R_0 is dropped gives the same logits whatever R_0 says."""
+    from mage.policy import generate
+    agent = MageAgent(seed=0)
+    agent.fit(data, {**TEST_CONFIG, "rtg_dropout": 0.5, "guidance": 3.0}, 6)
+    model = agent.model.eval()
+    gen = model.generator
+    assert gen.rtg_null is not None and gen.rtg_null.abs().sum() > 0        # the null embedding learnt
+    s0 = torch.as_tensor(agent.norm.obs(data.observations[[0, 35, 70]]).astype(np.float32))
+    R0 = torch.tensor([[0.1], [0.5], [0.9]])
+    cond = model.condition(s0, R0)
+    tokens, logits, _ = generate(model, cond)
+    with torch.no_grad():
+        tf_in = model.quantizer.teacher_forcing_inputs(tokens)
+        with_r = gen(cond, tf_in, model.rtg_index)
+        without = gen(cond, tf_in, model.rtg_index, rtg_drop_B=torch.ones(3, dtype=torch.bool))
+        other_r = gen(model.condition(s0, R0 * 0 + 5.0), tf_in, model.rtg_index, rtg_drop_B=torch.ones(3, dtype=torch.bool))
+    torch.testing.assert_close(torch.cat(logits, 1), without + 3.0 * (with_r - without), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(other_r, without)
+    assert not torch.allclose(with_r, without)
+    _, plain, _ = generate(model, cond, tokens_given=tokens, guidance=1.0)   # unguided: the conditional logits
+    torch.testing.assert_close(torch.cat(plain, 1), with_r, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="rtg_dropout"):
+        resolve_config({"guidance": 2.0})
