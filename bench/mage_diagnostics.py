@@ -6,9 +6,14 @@ Prints, on windows sampled from the run's dataset (states z-scored, actions in [
 - the action variance (the error of always acting with the mean action);
 - tokenizer: state reconstruction MSE; latent inverse dynamics I(Z) on the encoder's Z;
 - generator (greedy, given the data's s_0 and R_0): token accuracy per scale; I(Z) on the generated
-  Z; the plan's start error |s_0_hat - s_0|^2 (what L_cond is there to close);
-- the plan against R_0 = f x the acting target, f in 0 .. 1.5: start error, and for goal-reaching
-  suites (a goal in the suite YAML) the distance to the goal at the plan's start and end.
+  Z; the plan's start error |s_0_hat - s_0|^2 (what L_cond is there to close); how faithful the plan is
+  to the data: the correlation of its H-step state displacement with the true window's, decoded by D'
+  (adapters) and by the tokenizer's D;
+- the plan (the config's plan_decoder) against R_0 = f x the acting target (the config's target rule at
+  each s_0), f in 0 .. 3: start error; for goal-reaching suites (a goal in the suite YAML) the distance
+  to the goal at the plan's start and end; on maze2d, the cosine between the plan's displacement and the
+  direction of the maze's shortest path to the goal, and the same for the action (the data's: printed
+  beside, as the behaviour's level).
 What was learnt with it on maze2d-umaze is in bench/README.md ("MAGE diagnostics").
 """
 from __future__ import annotations
@@ -24,20 +29,31 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mage.agent import MageAgent  # noqa: E402
-from mage.data import WindowSampler  # noqa: E402
-from mage.policy import generate  # noqa: E402
+from mage.policy import generate, plan_actions  # noqa: E402
 from mage.training import decoder_rtg, ground_truth_tokens  # noqa: E402
 
-TARGET_FRACTIONS = (0.0, 0.5, 1.0, 1.5)
+TARGET_FRACTIONS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+
+
+def mean_cosine(a_ND: np.ndarray, b_ND: np.ndarray) -> float:
+    return float(np.mean(np.sum(a_ND * b_ND, 1) / (np.linalg.norm(a_ND, axis=1) * np.linalg.norm(b_ND, axis=1) + 1e-8)))
+
+
+def displacement_correlation(plan_BHS: torch.Tensor, true_BHS: torch.Tensor) -> float:
+    """Mean over state features of the correlation (over windows) of the H-step displacement."""
+    d_plan = (plan_BHS[:, -1] - plan_BHS[:, 0]).cpu().numpy()
+    d_true = (true_BHS[:, -1] - true_BHS[:, 0]).cpu().numpy()
+    return float(np.nanmean([np.corrcoef(d_plan[:, j], d_true[:, j])[0, 1] for j in range(d_plan.shape[1])]))
 
 
 @torch.no_grad()
-def diagnose(agent: MageAgent, data, goal_xy: np.ndarray | None = None, samples: int = 2048, seed: int = 0) -> dict:
-    """The figures listed in the module docstring, as a dict of floats (lists per scale / per R_0)."""
+def diagnose(agent: MageAgent, data, goal_xy: np.ndarray | None = None, samples: int = 2048, seed: int = 0,
+             path_direction=None) -> dict:
+    """The figures listed in the module docstring, as a dict of floats (lists per scale / per R_0).
+    ``path_direction(xy [N, 2]) -> [N, 2]``: the way to the goal along the maze (maze2d), or None."""
     model, norm = agent.model.eval(), agent.norm
     lay = model.layout
-    batch = WindowSampler(data, norm, lay, agent.cfg.horizon, agent.device).sample(
-        samples, torch.Generator().manual_seed(seed))
+    batch = agent._window_sampler(data, labelled=True).sample(samples, torch.Generator().manual_seed(seed))
     out: dict = {"action_variance": float(batch["a0"].var(0).mean())}
     tokens = ground_truth_tokens(model, batch)
     f_true = torch.stack(model.quantizer.tokens_to_scale_features(tokens)).sum(0)
@@ -53,18 +69,48 @@ def diagnose(agent: MageAgent, data, goal_xy: np.ndarray | None = None, samples:
         return out
     plan = model.plan_window(f_gen, batch["s0"], batch["R0"]).float()
     out["plan_start_mse"] = float((plan[:, 0, lay.states] - batch["s0"]).pow(2).mean())
+    true_states = batch["window"][..., lay.states]
+    for name in ("adapted", "base"):
+        decoded = model.plan_window(f_gen, batch["s0"], batch["R0"], decoder=name).float()[..., lay.states]
+        out[f"plan_displacement_corr_{name}"] = displacement_correlation(decoded, true_states)
+    xy0 = batch["s0"][:, :2].cpu().numpy() * norm.obs_std[:2] + norm.obs_mean[:2]
+    way = path_direction(xy0) if path_direction is not None else None
+    if way is not None:
+        out["data_displacement_path_cosine"] = mean_cosine((true_states[:, -1, :2] - true_states[:, 0, :2]).cpu().numpy()
+                                                           * norm.obs_std[:2], way)
+        out["data_action_path_cosine"] = mean_cosine(batch["a0"].cpu().numpy(), way)
+    target = agent._acting_target(batch["s0"])
     out["by_target"] = []
     for fraction in TARGET_FRACTIONS:
-        R0_f = torch.full_like(batch["R0"], fraction * norm.target_return / norm.rtg_scale)
+        R0_f = fraction * target
         _, _, f = generate(model, model.condition(batch["s0"], R0_f))
         states = model.plan_window(f, batch["s0"], R0_f).float()[..., lay.states]
         row = {"fraction": fraction, "plan_start_mse": float((states[:, 0] - batch["s0"]).pow(2).mean())}
+        if way is not None:
+            moved = (states[:, -1, :2] - states[:, 0, :2]).cpu().numpy() * norm.obs_std[:2]
+            row["plan_displacement_path_cosine"] = mean_cosine(moved, way)
+            actions = plan_actions(model, batch["s0"], R0_f, 1)[:, 0].cpu().numpy()
+            row["action_path_cosine"] = mean_cosine(actions, way)
         if goal_xy is not None:   # positions are the first two state features in the goal-reaching suites
             xy = states[..., :2].cpu().numpy() * norm.obs_std[:2] + norm.obs_mean[:2]
             row["goal_distance_plan_start"] = float(np.linalg.norm(xy[:, 0] - goal_xy, axis=-1).mean())
             row["goal_distance_plan_end"] = float(np.linalg.norm(xy[:, -1] - goal_xy, axis=-1).mean())
         out["by_target"].append(row)
     return out
+
+
+def maze_path_direction(maze: str):
+    """xy [N, 2] -> [N, 2]: from each position to the centre of the next cell on the maze's shortest path
+    to D4RL's goal cell (the goal itself inside the goal cell), by the data controller's Q-iteration."""
+    from suites.mazes import maze_layout, q_iteration_policy
+
+    layout = maze_layout(maze)
+    policy = q_iteration_policy(layout, layout.goal_cell)
+
+    def direction(xy_N2: np.ndarray) -> np.ndarray:
+        cells = [layout.xy_to_cell(p) for p in xy_N2]
+        return np.array([layout.cell_to_xy(policy.get(c, c)) for c in cells]) - xy_N2
+    return direction
 
 
 def main() -> None:
@@ -82,8 +128,11 @@ def main() -> None:
     agent.load_state_dict(torch.load(checkpoint_path, weights_only=False)["agent"])
     key = info["dataset"]
     data = load_offline_dataset(key, info.get("data_profile") or info["profile"])
-    goal = dataset_spec(key).hparams.get("diffuser", {}).get("goal_xy")
-    figures = diagnose(agent, data, None if goal is None else np.asarray(goal, np.float64), args.samples)
+    spec = dataset_spec(key)
+    goal = spec.hparams.get("diffuser", {}).get("goal_xy")
+    way = maze_path_direction(spec.env.get("kwargs", {})["maze"]) if spec.suite == "maze2d" else None
+    figures = diagnose(agent, data, None if goal is None else np.asarray(goal, np.float64), args.samples,
+                       path_direction=way)
     print(json.dumps(figures, indent=1))
 
 
