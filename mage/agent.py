@@ -18,7 +18,7 @@ import torch
 
 from mage.config import MageConfig, resolve_config
 from mage.critic import soft_update
-from mage.data import Normalizer, WindowSampler, n_step_returns
+from mage.data import Normalizer, WindowSampler, n_step_returns, returns_to_go
 from mage.fast_act import FastActor
 from mage.model import MageModel
 from mage.policy import plan_actions
@@ -144,19 +144,22 @@ class MageAgent:
         normaliser's RTG statistics (n_step: from the stage-0 value, so only once stage 0 is done)."""
         cfg = self.cfg
         rtg_N = None
-        if labelled and cfg.rtg_estimator == "n_step":
-            rtg_N = self._n_step_labels(data)
+        if labelled and (cfg.rtg_estimator == "n_step" or cfg.rtg_relative):
+            value_N = self._stage0_values(data)
+            n = cfg.bootstrap_steps or cfg.horizon
+            rtg_N = (n_step_returns(data, self.norm.gamma, n, value_N, cfg.rtg_across_cuts) if cfg.rtg_estimator == "n_step"
+                     else returns_to_go(data, self.norm.gamma, cfg.rtg_across_cuts).astype(np.float64))
+            if cfg.rtg_relative:
+                rtg_N = rtg_N - value_N
             self.norm.set_returns(rtg_N, data.episode_starts, cfg.target_return_quantile, cfg.target_return_scale)
         return WindowSampler(data, self.norm, self.model.layout, cfg.horizon, self.device, cfg.rtg_across_cuts, rtg_N)
 
     @torch.no_grad()
-    def _n_step_labels(self, data) -> np.ndarray:
-        """[N] raw n-step returns bootstrapped with the stage-0 value (mage.data.n_step_returns)."""
-        cfg, head = self.cfg, self.model.td_value
+    def _stage0_values(self, data) -> np.ndarray:
+        """[N] float64 the stage-0 value V(s_t) of every row, in reward units."""
         obs = torch.as_tensor(self.norm.obs(np.asarray(data.observations, np.float32)).astype(np.float32))
-        value = torch.cat([head(chunk.to(self.device)).float().cpu() for chunk in obs.split(65536)])[:, 0]
-        n = cfg.bootstrap_steps or cfg.horizon
-        return n_step_returns(data, self.norm.gamma, n, value.numpy() * self.norm.value_scale, cfg.rtg_across_cuts)
+        value = torch.cat([self.model.td_value(chunk.to(self.device)).float().cpu() for chunk in obs.split(65536)])
+        return value[:, 0].numpy().astype(np.float64) * self.norm.value_scale
 
     def _value_pretrain_step(self, sampler: WindowSampler) -> dict[str, float]:
         """Stage 0: one TD step of IQL's V (td_expectile) and twin Q, on rewards in value_scale units."""

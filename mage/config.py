@@ -113,6 +113,10 @@ class MageConfig:
                                         # V = IQL's expectile value learnt by TD in stage 0 (value_steps): the same
                                         # quantity estimated with bootstrapping, so that a window's R says how good the
                                         # state it leads to is, also where no reward follows within the data's segment
+    rtg_relative: bool = False          # not in paper: R_t - V(s_t) (stage-0 value) in place of R_t everywhere R is
+                                        # modelled: the same condition, since V(s_0) is a function of s_0, but "how much
+                                        # better than usual from here" reads alike in every state, as in Advantage-
+                                        # Conditioned Transformers (Gao et al., 2023); targets then need no V(s)
     bootstrap_steps: int | None = None  # not in paper: n of the n_step estimator; None = horizon (a window's own length)
     value_steps: int = 0                # not in paper: stage 0, TD steps of IQL's V and twin Q before stage 1 (needed by
                                         # rtg_estimator n_step and target_rule td; counted in fit's steps)
@@ -164,7 +168,10 @@ class MageConfig:
         if self.value_steps < 0:
             raise ValueError(f"value_steps must be >= 0, got {self.value_steps}")
         if self.needs_td_value and self.value_steps == 0:
-            raise ValueError("rtg_estimator n_step and target_rule td learn V by TD in stage 0: set value_steps > 0")
+            raise ValueError("rtg_estimator n_step, rtg_relative and target_rule td learn V by TD in stage 0: "
+                             "set value_steps > 0")
+        if self.rtg_relative and self.target_rule == "td":
+            raise ValueError("target_rule td gives R = x V(s), but rtg_relative models R - V(s): use fixed or value")
         if self.bootstrap_steps is not None and self.bootstrap_steps < 1:
             raise ValueError(f"bootstrap_steps must be >= 1 or null, got {self.bootstrap_steps}")
         if self.rtg_discount is not None and not 0.0 < self.rtg_discount <= 1.0:
@@ -192,7 +199,7 @@ class MageConfig:
     @property
     def needs_td_value(self) -> bool:
         """Whether stage 0 learns IQL's V by TD (for n-step RTG labels or the td acting target)."""
-        return self.rtg_estimator == "n_step" or self.target_rule == "td"
+        return self.rtg_estimator == "n_step" or self.target_rule == "td" or self.rtg_relative
 
     @property
     def rtg_conditioned(self) -> bool:

@@ -27,6 +27,8 @@ ABLATIONS = [
     {"target_rule": "rolled"}, {"rtg_estimator": "n_step", "value_steps": 2},
     {"rtg_estimator": "n_step", "value_steps": 2, "rtg_across_cuts": True, "bootstrap_steps": 3},
     {"rtg_dropout": 0.5, "guidance": 2.0}, {"plan_decoder": "base"}, {"plan_decoder": "anchored"},
+    {"rtg_relative": True, "value_steps": 2, "target_rule": "fixed"},
+    {"rtg_relative": True, "rtg_estimator": "n_step", "value_steps": 2},
 ]
 
 
@@ -308,6 +310,15 @@ def test_n_step_labels_come_from_the_stage_zero_value_and_set_the_rtg_statistics
     np.testing.assert_allclose(target[:, 0].numpy(), value[:3] / agent.norm.rtg_scale, rtol=1e-5)
     with pytest.raises(ValueError, match="value_steps"):
         MageAgent(seed=0).fit(data, cfg, 30)
+    relative = MageAgent(seed=0)   # rtg_relative: the same labels less V(s_t), wherever R is modelled
+    relative.fit(data, {**cfg, "rtg_relative": True, "target_rule": "fixed", "target_return_quantile": 0.5}, 31)
+    value_rel = relative.model.td_value(obs)[:, 0].detach().numpy() * relative.norm.value_scale
+    advantage = n_step_returns(data, 0.99, 4, value_rel) - value_rel
+    sampler = relative._window_sampler(data, labelled=True)
+    np.testing.assert_allclose(sampler.rtg.numpy(), advantage / np.abs(advantage).max(), rtol=1e-4, atol=1e-6)
+    assert relative.norm.target_return == pytest.approx(np.quantile(advantage[data.episode_starts[:-1]], 0.5), rel=1e-4)
+    with pytest.raises(ValueError, match="rtg_relative"):
+        resolve_config({"rtg_relative": True, "value_steps": 2, "target_rule": "td"})
     with pytest.raises(ValueError, match="value_steps > 0"):
         resolve_config({"rtg_estimator": "n_step"})
 
