@@ -16,6 +16,7 @@ they stayed). Variants:
 - ``td[:tau[:x[:n]]]``: target rule "td", x times IQL's V(s): the run's own stage-0 value (``td`` or
   ``td::x``), or one fitted here by TD for n steps (default 20,000) at expectile tau when tau is given;
 - ``decoder:adapted|base|anchored``: the plan_decoder that turns the generated tokens into the plan;
+- ``samples:n``: act on the best of n plans (greedy + n - 1 sampled), ranked by the stage-0 value;
 - ``guidance:w``: classifier-free guidance w while acting (a run trained with rtg_dropout > 0);
 - ``inv-generated``: the latent inverse dynamics refitted on the Z of the generator's greedy tokens
   (what it reads while acting) instead of the true Z, from the run's I, for ``--inverse-steps`` steps;
@@ -166,6 +167,8 @@ def apply_variant(agent: MageAgent, variant: str, data, inverse_steps: int, seed
             raise SystemExit(f"mage_leads: variant {variant!r}: the run has no stage-0 value; give td:TAU to fit one")
     elif name == "decoder":
         cfg.plan_decoder = args[0]
+    elif name == "samples":
+        cfg.plan_samples = int(args[0])
     elif name == "guidance":
         cfg.guidance = float(args[0])
     elif name == "inv-generated":

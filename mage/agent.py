@@ -250,7 +250,7 @@ class MageAgent:
             self.model.eval()
             s0 = torch.as_tensor(self.norm.obs(obs).astype(np.float32), device=self.device)
             R0 = self._acting_target(s0)
-            if every == 1 and self.cfg.act_backend == "fast":
+            if every == 1 and self.cfg.act_backend == "fast" and self.cfg.plan_samples == 1:
                 if self._actor is None or self._actor.batch_size != s0.shape[0]:
                     self._actor = FastActor(self.model, s0.shape[0], self.device)
                 plan = self._actor.act(s0, R0)[:, None]  # deterministic: needs no RNG; bf16 handled inside

@@ -133,6 +133,10 @@ class MageConfig:
                                         # where the agent is, whatever the plan's start error
     inverse_input: str = "true"         # not in paper: stage 2 trains I on the true Z (eq. 6) or on the Z of the
                                         # generator's greedy tokens, which is what I reads while acting
+    plan_samples: int = 1               # not in paper (which acts on the greedy plan, l.472): > 1 = the greedy plan and
+                                        # plan_samples - 1 sampled ones, the one whose last state the stage-0 value rates
+                                        # highest acts (TAP's value-ranked sampling); needs a stage-0 value, the explicit
+                                        # head and a state scheme; acts on the eager path
     replan_every: int = 1               # not in paper: the action is a_0, so replanning every step is the natural reading;
                                         # > 1 plays a_1.. of the decoded window (explicit I(s_t, s_t+1) when it holds no actions)
     mixed_precision: bool = True        # not in paper: bf16 autocast on CUDA (ignored on CPU)
@@ -170,6 +174,13 @@ class MageConfig:
         if self.needs_td_value and self.value_steps == 0:
             raise ValueError("rtg_estimator n_step, rtg_relative and target_rule td learn V by TD in stage 0: "
                              "set value_steps > 0")
+        if self.plan_samples < 1:
+            raise ValueError(f"plan_samples must be >= 1, got {self.plan_samples}")
+        if self.plan_samples > 1 and not (self.needs_td_value and self.inverse_dynamics == "explicit"
+                                          and self.window_has_states and not self.window_has_actions):
+            raise ValueError("plan_samples > 1 ranks plans of states with the stage-0 value and acts with the explicit "
+                             "head: it needs value_steps > 0 (with n_step, rtg_relative or td), inverse_dynamics "
+                             "explicit and scheme rs or s")
         if self.rtg_relative and self.target_rule == "td":
             raise ValueError("target_rule td gives R = x V(s), but rtg_relative models R - V(s): use fixed or value")
         if self.bootstrap_steps is not None and self.bootstrap_steps < 1:

@@ -13,12 +13,13 @@ from mage.quantizer import scale_down, scale_up
 
 @torch.no_grad()
 def generate(model: MageModel, cond_BD: torch.Tensor, tokens_given: list[torch.Tensor] | None = None,
-             guidance: float | None = None):
+             guidance: float | None = None, sample: bool = False):
     """Token maps [B, l_k] per scale (argmax, or ``tokens_given`` for teacher forcing), their logits
     [B, l_k, V], and f_hat [B, C, H] = sum_k Phi_k(scale_up(C[m_k])).
 
     ``guidance`` w (default the config's): classifier-free guidance, l = l(s_0) + w (l(s_0, R_0) - l(s_0)),
-    the unconditional rows run as a second half of the batch that sees the same chosen tokens."""
+    the unconditional rows run as a second half of the batch that sees the same chosen tokens.
+    ``sample``: tokens drawn from softmax(l) (torch's global RNG) instead of the argmax."""
     gen, q = model.generator, model.quantizer
     w = model.cfg.guidance if guidance is None else guidance
     B = cond_BD.shape[0]
@@ -37,7 +38,12 @@ def generate(model: MageModel, cond_BD: torch.Tensor, tokens_given: list[torch.T
                               model.rtg_index, drop)
         if guided:
             lg = lg[B:] + w * (lg[:B] - lg[B:])
-        tok = lg.argmax(-1) if tokens_given is None else tokens_given[k]
+        if tokens_given is not None:
+            tok = tokens_given[k]
+        elif sample:   # Gumbel-max: a draw from softmax(l)
+            tok = (lg.float() - torch.empty_like(lg, dtype=torch.float).exponential_().log()).argmax(-1)
+        else:
+            tok = lg.argmax(-1)
         tokens.append(tok)
         logits.append(lg)
         f_hat = f_hat + q.phis[k](scale_up(q.codebook(tok).permute(0, 2, 1), q.horizon))
@@ -51,6 +57,8 @@ def plan_actions(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Tensor, ste
     """Normalised actions [B, steps, act_dim] of one plan: a_0 by the configured head, a_{t>0}
     (only when replanning less often than every step) from the decoded window."""
     cfg, lay = model.cfg, model.layout
+    if cfg.plan_samples > 1:
+        return sampled_plan_actions(model, s0_BS, R0_B1, steps)
     cond = model.condition(s0_BS, R0_B1)
     _, _, f_hat = generate(model, cond)
     need_window = lay.actions is not None or cfg.inverse_dynamics == "explicit" or steps > 1
@@ -67,4 +75,27 @@ def plan_actions(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Tensor, ste
         else:
             start = s0_BS if t == 0 and cfg.explicit_from == "observed" else states[:, t]
             acts.append(model.explicit_inverse(start, states[:, t + 1]))
+    return torch.stack(acts, dim=1)
+
+
+@torch.no_grad()
+def sampled_plan_actions(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Tensor, steps: int) -> torch.Tensor:
+    """plan_actions over the best of cfg.plan_samples plans per episode: the greedy plan and plan_samples - 1
+    drawn token by token, ranked by the stage-0 value V(s_hat) of the plan's last state (TAP ranks its
+    sampled plans by value too); the winner's actions [B, steps, act_dim]."""
+    cfg = model.cfg
+    B, N = s0_BS.shape[0], cfg.plan_samples
+    s0 = s0_BS.repeat(N, 1)          # [N * B, S]: candidate n of episode b at row n * B + b
+    R0 = R0_B1.repeat(N, 1)
+    _, _, greedy = generate(model, model.condition(s0_BS, R0_B1))
+    _, _, drawn = generate(model, model.condition(s0[B:], R0[B:]), sample=True)
+    f_hat = torch.cat([greedy, drawn])
+    x_hat = model.plan_window(f_hat, s0, R0).float()
+    score = model.td_value(x_hat[:, -1, model.layout.states])[:, 0].view(N, B)
+    best = score.argmax(0) * B + torch.arange(B, device=s0.device)     # [B] rows of the winners
+    states = x_hat[best][:, :, model.layout.states]
+    acts = []
+    for t in range(steps):
+        start = s0_BS if t == 0 and cfg.explicit_from == "observed" else states[:, t]
+        acts.append(model.explicit_inverse(start, states[:, t + 1]))
     return torch.stack(acts, dim=1)

@@ -29,6 +29,7 @@ ABLATIONS = [
     {"rtg_dropout": 0.5, "guidance": 2.0}, {"plan_decoder": "base"}, {"plan_decoder": "anchored"},
     {"rtg_relative": True, "value_steps": 2, "target_rule": "fixed"},
     {"rtg_relative": True, "rtg_estimator": "n_step", "value_steps": 2},
+    {"rtg_estimator": "n_step", "value_steps": 2, "plan_samples": 3, "plan_decoder": "anchored"},
 ]
 
 
@@ -348,3 +349,28 @@ def test_guidance_mixes_the_logits_with_and_without_r0_and_dropped_rows_ignore_r
     torch.testing.assert_close(torch.cat(plain, 1), with_r, atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="rtg_dropout"):
         resolve_config({"guidance": 2.0})
+
+
+def test_sampled_plans_act_on_the_candidate_whose_last_state_the_value_rates_highest(data):
+    """plan_samples: candidates = the greedy plan + draws; the action is the explicit head's on the winner."""
+    from mage.policy import generate, plan_actions
+    agent = MageAgent(seed=0)
+    agent.fit(data, {**TEST_CONFIG, "rtg_estimator": "n_step", "value_steps": 4, "plan_samples": 5}, 12)
+    model = agent.model.eval()
+    s0 = torch.as_tensor(agent.norm.obs(data.observations[[0, 35, 70]]).astype(np.float32))
+    R0 = agent._acting_target(s0)
+    torch.manual_seed(7)
+    acted = plan_actions(model, s0, R0, 1)[:, 0]
+    torch.manual_seed(7)
+    with torch.no_grad():
+        _, _, greedy = generate(model, model.condition(s0, R0))
+        _, _, drawn = generate(model, model.condition(s0.repeat(4, 1), R0.repeat(4, 1)), sample=True)
+        f_hat = torch.cat([greedy, drawn])
+        plans = model.plan_window(f_hat, s0.repeat(5, 1), R0.repeat(5, 1))[:, :, model.layout.states]
+        score = model.td_value(plans[:, -1])[:, 0].view(5, 3)
+        best = plans.view(5, 3, *plans.shape[1:])[score.argmax(0), torch.arange(3)]
+        expected = model.explicit_inverse(best[:, 0], best[:, 1])
+    torch.testing.assert_close(acted, expected)
+    assert len({tuple(p.flatten().tolist()) for p in drawn.round(decimals=4)}) > 1   # the draws differ
+    with pytest.raises(ValueError, match="plan_samples"):
+        resolve_config({"plan_samples": 4})
