@@ -16,7 +16,8 @@ they stayed). Variants:
 - ``td[:tau[:x[:n]]]``: target rule "td", x times IQL's V(s): the run's own stage-0 value (``td`` or
   ``td::x``), or one fitted here by TD for n steps (default 20,000) at expectile tau when tau is given;
 - ``decoder:adapted|base|anchored``: the plan_decoder that turns the generated tokens into the plan;
-- ``samples:n``: act on the best of n plans (greedy + n - 1 sampled), ranked by the stage-0 value;
+- ``samples:n[:rank]``: act on the best of n plans (greedy + n - 1 sampled), ranked by the stage-0 value of
+  the last state (rank ``value``) or the plan's decoded R_0 (``return``);
 - ``guidance:w``: classifier-free guidance w while acting (a run trained with rtg_dropout > 0);
 - ``inv-generated``: the latent inverse dynamics refitted on the Z of the generator's greedy tokens
   (what it reads while acting) instead of the true Z, from the run's I, for ``--inverse-steps`` steps;
@@ -169,6 +170,7 @@ def apply_variant(agent: MageAgent, variant: str, data, inverse_steps: int, seed
         cfg.plan_decoder = args[0]
     elif name == "samples":
         cfg.plan_samples = int(args[0])
+        cfg.plan_rank = args[1] if len(args) > 1 else "value"
     elif name == "guidance":
         cfg.guidance = float(args[0])
     elif name == "inv-generated":

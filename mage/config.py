@@ -22,6 +22,7 @@ INVERSE_INPUTS = ("true", "generated")
 EXPLICIT_FROM = ("plan", "observed")
 RTG_ESTIMATORS = ("monte_carlo", "n_step")
 PLAN_DECODERS = ("adapted", "base", "anchored")
+PLAN_RANKS = ("value", "mean_value", "return")
 MAX_SCALES = 10
 
 
@@ -137,6 +138,10 @@ class MageConfig:
                                         # plan_samples - 1 sampled ones, the one whose last state the stage-0 value rates
                                         # highest acts (TAP's value-ranked sampling); needs a stage-0 value, the explicit
                                         # head and a state scheme; acts on the eager path
+    plan_rank: str = "value"            # not in paper: how plan_samples ranks its plans: value = the stage-0 V of the
+                                        # plan's last state; mean_value = its mean over the plan's states (a plan that
+                                        # stays where V is high beats one passing through); return = the plan's own
+                                        # decoded R at step 0 (scheme rs: the return the tokenizer reads off the window)
     replan_every: int = 1               # not in paper: the action is a_0, so replanning every step is the natural reading;
                                         # > 1 plays a_1.. of the decoded window (explicit I(s_t, s_t+1) when it holds no actions)
     mixed_precision: bool = True        # not in paper: bf16 autocast on CUDA (ignored on CPU)
@@ -154,6 +159,9 @@ class MageConfig:
         _check_choice("explicit_from", self.explicit_from, EXPLICIT_FROM)
         _check_choice("rtg_estimator", self.rtg_estimator, RTG_ESTIMATORS)
         _check_choice("plan_decoder", self.plan_decoder, PLAN_DECODERS)
+        _check_choice("plan_rank", self.plan_rank, PLAN_RANKS)
+        if self.plan_rank == "return" and self.scheme != "rs":
+            raise ValueError(f"plan_rank return reads the plan's R channel: it needs scheme rs, got {self.scheme!r}")
         for name in ("num_blocks", "num_heads", "embed_dim", "horizon", "codebook_size", "codebook_dim", "lr",
                      "batch_size", "gumbel_tau", "value_batch_size", "value_updates", "value_lr"):
             if not getattr(self, name) > 0:
