@@ -17,7 +17,8 @@ they stayed). Variants:
   ``td::x``), or one fitted here by TD for n steps (default 20,000) at expectile tau when tau is given;
 - ``decoder:adapted|base|anchored``: the plan_decoder that turns the generated tokens into the plan;
 - ``samples:n[:rank]``: act on the best of n plans (greedy + n - 1 sampled), ranked by the stage-0 value of
-  the last state (rank ``value``) or the plan's decoded R_0 (``return``);
+  the last state (rank ``value``), its mean over the plan's states (``mean_value``), the stage-0 Q of s_0
+  and the plan's first action (``q``) or the plan's decoded R_0 (``return``);
 - ``guidance:w``: classifier-free guidance w while acting (a run trained with rtg_dropout > 0);
 - ``inv-generated``: the latent inverse dynamics refitted on the Z of the generator's greedy tokens
   (what it reads while acting) instead of the true Z, from the run's I, for ``--inverse-steps`` steps;

@@ -22,7 +22,7 @@ INVERSE_INPUTS = ("true", "generated")
 EXPLICIT_FROM = ("plan", "observed")
 RTG_ESTIMATORS = ("monte_carlo", "n_step")
 PLAN_DECODERS = ("adapted", "base", "anchored")
-PLAN_RANKS = ("value", "mean_value", "return")
+PLAN_RANKS = ("value", "mean_value", "q", "return")
 MAX_SCALES = 10
 
 
@@ -140,7 +140,8 @@ class MageConfig:
                                         # head and a state scheme; acts on the eager path
     plan_rank: str = "value"            # not in paper: how plan_samples ranks its plans: value = the stage-0 V of the
                                         # plan's last state; mean_value = its mean over the plan's states (a plan that
-                                        # stays where V is high beats one passing through); return = the plan's own
+                                        # stays where V is high beats one passing through); q = the stage-0 twin Q of
+                                        # (s_0, the plan's first action), as IDQL picks among behaviour samples; return = the plan's own
                                         # decoded R at step 0 (scheme rs: the return the tokenizer reads off the window)
     replan_every: int = 1               # not in paper: the action is a_0, so replanning every step is the natural reading;
                                         # > 1 plays a_1.. of the decoded window (explicit I(s_t, s_t+1) when it holds no actions)

@@ -57,6 +57,10 @@ class TDValue(nn.Module):
     def forward(self, s0_BS: torch.Tensor) -> torch.Tensor:
         return self.v(s0_BS)
 
+    def q(self, s_BS: torch.Tensor, a_BA: torch.Tensor) -> torch.Tensor:
+        """min of the twin Q(s, a) [B] (IQL's pessimistic Q), normalised RTG units."""
+        return torch.minimum(self.q1(s_BS, a_BA), self.q2(s_BS, a_BA))
+
     def loss(self, batch: dict, gamma: float, tau: float, reward_scale: float) -> torch.Tensor:
         """L_V + L_Q on normalised (s_0, a_0, r_0, s_1, done_0, has_next_0) of a batch; rows without a
         successor in the data (a cut, or the data's end) are left out of L_Q."""
