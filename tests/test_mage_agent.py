@@ -372,14 +372,19 @@ def test_sampled_plans_act_on_the_candidate_whose_last_state_the_value_rates_hig
         expected = model.explicit_inverse(best[:, 0], best[:, 1])
     torch.testing.assert_close(acted, expected)
     assert len({tuple(p.flatten().tolist()) for p in drawn.round(decimals=4)}) > 1   # the draws differ
-    # plan_rank q: the candidate whose first action the stage-0 twin Q rates highest at s_0
+    # plan_rank q: the candidate whose first action the stage-0 twin Q rates highest at s_0; checked with
+    # the twin Q as trained and negated, so a rank that ignores Q cannot match both
     model.cfg.plan_rank = "q"
-    torch.manual_seed(7)
-    acted_q = plan_actions(model, s0, R0, 1)[:, 0]
     with torch.no_grad():
         firsts = model.explicit_inverse(plans[:, 0], plans[:, 1]).view(5, 3, -1)
-        q = model.td_value.q(s0.repeat(5, 1), firsts.flatten(0, 1)).view(5, 3)
-    torch.testing.assert_close(acted_q, firsts[q.argmax(0), torch.arange(3)])
-    assert not torch.equal(q.argmax(0), score.argmax(0))   # the two ranks pick different plans here
+    for _ in range(2):
+        torch.manual_seed(7)
+        acted_q = plan_actions(model, s0, R0, 1)[:, 0]
+        with torch.no_grad():
+            q = model.td_value.q(s0.repeat(5, 1), firsts.flatten(0, 1)).view(5, 3)
+            for critic in (model.td_value.q1, model.td_value.q2):
+                out = critic.net[-1]
+                out.weight.neg_(), out.bias.neg_()
+        torch.testing.assert_close(acted_q, firsts[q.argmax(0), torch.arange(3)])
     with pytest.raises(ValueError, match="plan_samples"):
         resolve_config({"plan_samples": 4})
