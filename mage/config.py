@@ -62,7 +62,10 @@ class MageConfig:
     plan_decoder: str = "adapted"       # not in paper: which decoder turns generated tokens into the plan that acts.
                                         # adapted = D' (D + adapters, App. A.4.1); base = the tokenizer's D; anchored = D
                                         # with the plan's states moved by s_0 - s_0_hat, so it starts at s_0. D' is trained
-                                        # by L_cond on step 0 only, and nothing holds its later steps to the data
+                                        # by L_cond on step 0 only, and nothing holds its later steps to the data. Measured
+                                        # (bench/README.md "Issue 15" D, E): through D' the plan's displacement correlates
+                                        # -0.2 with the data's, through D +0.7; D reaches the goal more often, D' stays
+                                        # longer; neither wins over seeds, so the paper's D' stays the default
     adapter_dim: int = 32               # not in paper: Houlsby bottleneck width (their typical 16-64)
     phi_ratio: float = 0.5              # not in paper: VAR's Phi residual mix (quant_resi = 0.5)
     vq_beta: float = 0.25               # not in paper: commitment weight of VQ-VAE (van den Oord et al.) / VAR
@@ -113,7 +116,9 @@ class MageConfig:
                                         # n_step = sum_{i<n} gamma^i r_{t+i} + gamma^n V(s_{t+n}), n = bootstrap_steps,
                                         # V = IQL's expectile value learnt by TD in stage 0 (value_steps): the same
                                         # quantity estimated with bootstrapping, so that a window's R says how good the
-                                        # state it leads to is, also where no reward follows within the data's segment
+                                        # state it leads to is, also where no reward follows within the data's segment.
+                                        # Measured (bench/README.md "Issue 15" E, with td x3 and base D): maze2d-medium
+                                        # 18.3 +- 22.3 (62.8 / -1.2 / -6.8), umaze -7.4 +- 1.0: not the default
     rtg_relative: bool = False          # not in paper: R_t - V(s_t) (stage-0 value) in place of R_t everywhere R is
                                         # modelled: the same condition, since V(s_0) is a function of s_0, but "how much
                                         # better than usual from here" reads alike in every state, as in Advantage-
@@ -141,7 +146,8 @@ class MageConfig:
     plan_rank: str = "value"            # not in paper: how plan_samples ranks its plans: value = the stage-0 V of the
                                         # plan's last state; mean_value = its mean over the plan's states (a plan that
                                         # stays where V is high beats one passing through); q = the stage-0 twin Q of
-                                        # (s_0, the plan's first action), as IDQL picks among behaviour samples; return = the plan's own
+                                        # (s_0, the plan's first action), as IDQL picks among behaviour samples (measured,
+                                        # bench/README.md "Issue 15" E: umaze -7.4 -> 21.3, medium 62.8 -> -7.0); return = the plan's own
                                         # decoded R at step 0 (scheme rs: the return the tokenizer reads off the window)
     replan_every: int = 1               # not in paper: the action is a_0, so replanning every step is the natural reading;
                                         # > 1 plays a_1.. of the decoded window (explicit I(s_t, s_t+1) when it holds no actions)
