@@ -13,7 +13,11 @@ Prints, on windows sampled from the run's dataset (states z-scored, actions in [
   each s_0), f in 0 .. 3: start error; for goal-reaching suites (a goal in the suite YAML) the distance
   to the goal at the plan's start and end; on maze2d, the cosine between the plan's displacement and the
   direction of the maze's shortest path to the goal, and the same for the action (the data's: printed
-  beside, as the behaviour's level).
+  beside, as the behaviour's level);
+- for a run with a stage-0 twin Q (value_steps) and the explicit head, how plan_rank q chooses among 8
+  candidate plans (greedy + 7 sampled) at data states within the reward radius of the goal and in the
+  farther half of the data from it: the first action's norm (greedy, Q-picked, the data's), the mean correlation over candidates of Q
+  with that norm and with the shortest-path cosine, and the path cosine of greedy and picked actions.
 What was learnt with it on maze2d-umaze is in bench/README.md ("MAGE diagnostics").
 """
 from __future__ import annotations
@@ -33,6 +37,7 @@ from mage.policy import generate, plan_actions  # noqa: E402
 from mage.training import decoder_rtg, ground_truth_tokens  # noqa: E402
 
 TARGET_FRACTIONS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+RANKED_CANDIDATES = 8      # plan_rank q's candidates in the diagnosis: greedy + 7 sampled (bench/README.md E)
 
 
 def mean_cosine(a_ND: np.ndarray, b_ND: np.ndarray) -> float:
@@ -96,6 +101,56 @@ def diagnose(agent: MageAgent, data, goal_xy: np.ndarray | None = None, samples:
             row["goal_distance_plan_start"] = float(np.linalg.norm(xy[:, 0] - goal_xy, axis=-1).mean())
             row["goal_distance_plan_end"] = float(np.linalg.norm(xy[:, -1] - goal_xy, axis=-1).mean())
         out["by_target"].append(row)
+    if model.td_value is not None and model.cfg.inverse_dynamics == "explicit" and goal_xy is not None:
+        out["q_ranking"] = q_ranking(agent, data, goal_xy, path_direction, min(samples, 256), seed)
+    return out
+
+
+def _mean_row_correlation(a_NB: np.ndarray, b_NB: np.ndarray) -> float:
+    """Mean over columns b of corr(a[:, b], b[:, b]) (columns where either is constant are skipped)."""
+    return float(np.nanmean([np.corrcoef(a_NB[:, j], b_NB[:, j])[0, 1] for j in range(a_NB.shape[1])
+                             if a_NB[:, j].std() > 0 and b_NB[:, j].std() > 0] or [np.nan]))
+
+
+@torch.no_grad()
+def q_ranking(agent: MageAgent, data, goal_xy: np.ndarray, path_direction, states: int, seed: int) -> dict:
+    """What plan_rank q picks among RANKED_CANDIDATES plans at data states near the goal (within the reward
+    radius) and far from it (beyond the data's median distance), at the config's acting target; see the
+    module docstring."""
+    from suites.mazes import REWARD_RADIUS
+
+    model, norm, lay = agent.model.eval(), agent.norm, agent.model.layout
+    rng, N = np.random.default_rng(seed), RANKED_CANDIDATES
+    distance = np.linalg.norm(data.observations[:, :2] - goal_xy, axis=1)
+    out = {}
+    for name, where in (("near_goal", distance < REWARD_RADIUS), ("far_from_goal", distance > np.median(distance))):
+        rows = np.flatnonzero(where)
+        if len(rows) < 2:
+            continue
+        rows = rng.choice(rows, min(states, len(rows)), replace=False)
+        B = len(rows)
+        s0 = torch.as_tensor(norm.obs(data.observations[rows]).astype(np.float32))
+        R0 = agent._acting_target(s0)
+        _, _, greedy = generate(model, model.condition(s0, R0))
+        _, _, drawn = generate(model, model.condition(s0.repeat(N - 1, 1), R0.repeat(N - 1, 1)), sample=True)
+        plans = model.plan_window(torch.cat([greedy, drawn]), s0.repeat(N, 1), R0.repeat(N, 1)).float()[..., lay.states]
+        first = model.explicit_inverse(plans[:, 0], plans[:, 1])                        # [N * B, A]
+        q = model.td_value.q(s0.repeat(N, 1), first).view(N, B).numpy()
+        first = first.view(N, B, -1).numpy()
+        norm_NB = np.linalg.norm(first, axis=2)
+        picked = q.argmax(0), np.arange(B)
+        row = {"states": B, "action_norm_greedy": float(norm_NB[0].mean()),
+               "action_norm_q_picked": float(norm_NB[picked].mean()),
+               "action_norm_data": float(np.linalg.norm(norm.act(data.actions[rows]), axis=1).mean()),
+               "q_norm_correlation": _mean_row_correlation(q, norm_NB)}
+        if path_direction is not None:
+            way = path_direction(data.observations[rows, :2])
+            way = way / (np.linalg.norm(way, axis=1, keepdims=True) + 1e-8)
+            cosine_NB = (first * way).sum(2) / (norm_NB + 1e-8)
+            row.update({"q_path_cosine_correlation": _mean_row_correlation(q, cosine_NB),
+                        "action_path_cosine_greedy": float(cosine_NB[0].mean()),
+                        "action_path_cosine_q_picked": float(cosine_NB[picked].mean())})
+        out[name] = row
     return out
 
 

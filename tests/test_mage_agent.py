@@ -176,6 +176,21 @@ def test_diagnostics_report_every_stage_and_the_response_to_the_target(data):
         assert np.isfinite(figures[name]) and figures[name] >= 0, name
     assert [row["fraction"] for row in figures["by_target"]] == list(TARGET_FRACTIONS)
     assert all(row["goal_distance_plan_end"] > 0 for row in figures["by_target"])
+    assert "q_ranking" not in figures            # no stage-0 Q to rank by
+
+
+def test_diagnostics_show_what_the_q_rank_picks_near_and_far_from_the_goal(data):
+    from bench.mage_diagnostics import diagnose
+    agent = MageAgent(seed=0)
+    agent.fit(data, {**TEST_CONFIG, "rtg_estimator": "n_step", "value_steps": 4}, 10)
+    xy = data.observations[:, :2]
+    goal = xy[np.argmin(np.linalg.norm(xy - xy.mean(0), axis=1))]      # a data state: some rows lie within 0.5
+    figures = diagnose(agent, data, goal_xy=goal, samples=64, path_direction=lambda xy_N2: goal - xy_N2)
+    near, far = figures["q_ranking"]["near_goal"], figures["q_ranking"]["far_from_goal"]
+    for row in (near, far):
+        assert row["states"] >= 2
+        assert row["action_norm_q_picked"] > 0 and row["action_norm_greedy"] > 0
+        assert -1 <= row["action_path_cosine_q_picked"] <= 1 and -1 <= row["q_norm_correlation"] <= 1
 
 
 def _acting_targets(agent, data, rewards, steps=3):
