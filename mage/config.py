@@ -140,14 +140,15 @@ class MageConfig:
     inverse_input: str = "true"         # not in paper: stage 2 trains I on the true Z (eq. 6) or on the Z of the
                                         # generator's greedy tokens, which is what I reads while acting
     plan_samples: int = 1               # not in paper (which acts on the greedy plan, l.472): > 1 = the greedy plan and
-                                        # plan_samples - 1 sampled ones, the one whose last state the stage-0 value rates
-                                        # highest acts (TAP's value-ranked sampling); needs a stage-0 value, the explicit
-                                        # head and a state scheme; acts on the eager path
+                                        # plan_samples - 1 sampled ones, the best by plan_rank acts (TAP's value-ranked
+                                        # sampling); needs a stage-0 value, the explicit head and a state scheme; acts on
+                                        # the eager path
     plan_rank: str = "value"            # not in paper: how plan_samples ranks its plans: value = the stage-0 V of the
                                         # plan's last state; mean_value = its mean over the plan's states (a plan that
                                         # stays where V is high beats one passing through); q = the stage-0 twin Q of
                                         # (s_0, the plan's first action), as IDQL picks among behaviour samples (measured,
-                                        # bench/README.md "Issue 15" E: umaze -7.4 -> 21.3, medium 62.8 -> -7.0); return = the plan's own
+                                        # bench/README.md "Issue 15" E: umaze -7.4 -> 21.3, medium 62.8 -> -7.0, as Q
+                                        # overrates out-of-data actions at the medium goal); return = the plan's own
                                         # decoded R at step 0 (scheme rs: the return the tokenizer reads off the window)
     replan_every: int = 1               # not in paper: the action is a_0, so replanning every step is the natural reading;
                                         # > 1 plays a_1.. of the decoded window (explicit I(s_t, s_t+1) when it holds no actions)
