@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mage.agent import MageAgent  # noqa: E402
-from mage.policy import generate, plan_actions  # noqa: E402
+from mage.policy import candidate_plans, generate, plan_actions  # noqa: E402
 from mage.training import decoder_rtg, ground_truth_tokens  # noqa: E402
 
 TARGET_FRACTIONS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
@@ -119,8 +119,9 @@ def q_ranking(agent: MageAgent, data, goal_xy: np.ndarray, path_direction, state
     module docstring."""
     from suites.mazes import REWARD_RADIUS
 
-    model, norm, lay = agent.model.eval(), agent.norm, agent.model.layout
+    model, norm = agent.model.eval(), agent.norm
     rng, N = np.random.default_rng(seed), RANKED_CANDIDATES
+    torch.manual_seed(seed)      # the sampled candidates: the same figures on every call
     distance = np.linalg.norm(data.observations[:, :2] - goal_xy, axis=1)
     out = {}
     for name, where in (("near_goal", distance < REWARD_RADIUS), ("far_from_goal", distance > np.median(distance))):
@@ -131,10 +132,7 @@ def q_ranking(agent: MageAgent, data, goal_xy: np.ndarray, path_direction, state
         B = len(rows)
         s0 = torch.as_tensor(norm.obs(data.observations[rows]).astype(np.float32))
         R0 = agent._acting_target(s0)
-        _, _, greedy = generate(model, model.condition(s0, R0))
-        _, _, drawn = generate(model, model.condition(s0.repeat(N - 1, 1), R0.repeat(N - 1, 1)), sample=True)
-        plans = model.plan_window(torch.cat([greedy, drawn]), s0.repeat(N, 1), R0.repeat(N, 1)).float()[..., lay.states]
-        first = model.explicit_inverse(plans[:, 0], plans[:, 1])                        # [N * B, A]
+        _, first = candidate_plans(model, s0, R0, N)                                     # first: [N * B, A]
         q = model.td_value.q(s0.repeat(N, 1), first).view(N, B).numpy()
         first = first.view(N, B, -1).numpy()
         norm_NB = np.linalg.norm(first, axis=2)

@@ -79,31 +79,39 @@ def plan_actions(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Tensor, ste
 
 
 @torch.no_grad()
+def candidate_plans(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Tensor,
+                    n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n plans per episode, the greedy one and n - 1 drawn token by token: the decoded windows
+    x_hat [n * B, H, F] (candidate k of episode b at row k * B + b) and the explicit head's first action of
+    each [n * B, act_dim] (from the observed s_0 when cfg.explicit_from is "observed")."""
+    s0, R0 = s0_BS.repeat(n, 1), R0_B1.repeat(n, 1)
+    _, _, greedy = generate(model, model.condition(s0_BS, R0_B1))
+    _, _, drawn = generate(model, model.condition(s0[len(s0_BS):], R0[len(s0_BS):]), sample=True)
+    x_hat = model.plan_window(torch.cat([greedy, drawn]), s0, R0).float()
+    states = x_hat[:, :, model.layout.states]
+    first = model.explicit_inverse(s0 if model.cfg.explicit_from == "observed" else states[:, 0], states[:, 1])
+    return x_hat, first
+
+
+@torch.no_grad()
 def sampled_plan_actions(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Tensor, steps: int) -> torch.Tensor:
-    """plan_actions over the best of cfg.plan_samples plans per episode: the greedy plan and plan_samples - 1
-    drawn token by token, ranked (cfg.plan_rank) by the stage-0 value V(s_hat) of the plan's last state, its
-    mean over the plan's states, the stage-0 Q(s_0, a_0) of the plan's first action (IDQL's selection of
-    behaviour samples by Q) or the plan's own decoded R at step 0 (TAP ranks its sampled plans by value too);
-    the winner's actions [B, steps, act_dim]."""
+    """plan_actions over the best of cfg.plan_samples candidate_plans per episode, ranked (cfg.plan_rank) by
+    the stage-0 value V(s_hat) of the plan's last state, its mean over the plan's states, the stage-0
+    Q(s_0, a_0) of the plan's first action (IDQL's selection of behaviour samples by Q) or the plan's own
+    decoded R at step 0 (TAP ranks its sampled plans by value too); the winner's actions [B, steps, act_dim]."""
     cfg = model.cfg
     B, N = s0_BS.shape[0], cfg.plan_samples
-    s0 = s0_BS.repeat(N, 1)          # [N * B, S]: candidate n of episode b at row n * B + b
-    R0 = R0_B1.repeat(N, 1)
-    _, _, greedy = generate(model, model.condition(s0_BS, R0_B1))
-    _, _, drawn = generate(model, model.condition(s0[B:], R0[B:]), sample=True)
-    f_hat = torch.cat([greedy, drawn])
-    x_hat = model.plan_window(f_hat, s0, R0).float()
+    x_hat, first = candidate_plans(model, s0_BS, R0_B1, N)
     states = x_hat[:, :, model.layout.states]                            # [N * B, H, S]
-    first = model.explicit_inverse(s0 if cfg.explicit_from == "observed" else states[:, 0], states[:, 1])
     if cfg.plan_rank == "return":
         score = x_hat[:, 0, model.layout.rtg]
     elif cfg.plan_rank == "mean_value":
         score = model.td_value(states.flatten(0, 1)).view(N * B, -1).mean(1)
     elif cfg.plan_rank == "q":
-        score = model.td_value.q(s0, first)
+        score = model.td_value.q(s0_BS.repeat(N, 1), first)
     else:
         score = model.td_value(states[:, -1])[:, 0]
-    best = score.view(N, B).argmax(0) * B + torch.arange(B, device=s0.device)     # [B] rows of the winners
+    best = score.view(N, B).argmax(0) * B + torch.arange(B, device=s0_BS.device)     # [B] rows of the winners
     states = states[best]
     acts = [first[best]]
     for t in range(1, steps):
