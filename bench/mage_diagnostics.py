@@ -16,8 +16,9 @@ Prints, on windows sampled from the run's dataset (states z-scored, actions in [
   beside, as the behaviour's level);
 - for a run with a stage-0 twin Q (value_steps) and the explicit head, how plan_rank q chooses among 8
   candidate plans (greedy + 7 sampled) at data states within the reward radius of the goal and in the
-  farther half of the data from it: the first action's norm (greedy, Q-picked, the data's), the mean correlation over candidates of Q
-  with that norm and with the shortest-path cosine, and the path cosine of greedy and picked actions.
+  farther half of the data from it: the first action's norm (greedy, Q-picked, the data's), the mean
+  correlation over candidates of Q with that norm and with the shortest-path cosine, and the path cosine
+  of greedy and picked actions.
 What was learnt with it on maze2d-umaze is in bench/README.md ("MAGE diagnostics").
 """
 from __future__ import annotations
