@@ -198,7 +198,7 @@ def test_benchmark_table_bolds_the_fastest(tmp_path):
 
 EXPECTED_PLANS = {plan_name(table=t) for t in (1, 2, 3, 4, 8, 15, 16, 17, 18, 24)} | {
     plan_name(ablation=a) for a in ("scales", "schemes", "rtg", "inverse-dynamics", "codebook", "depth", "adapter",
-                                    "reweighting", "fixed-config", "scales-cond", "rtg-target")} | {
+                                    "reweighting", "fixed-config", "scales-cond", "rtg-target", "goal-given")} | {
     plan_name(figure=f) for f in (1, 3, 4)}
 
 

@@ -238,3 +238,21 @@ def test_reference_scores_cli_rejects_too_few_episodes(capsys):
 
     assert reference_scores.main(["--episodes", "1"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_goal_given_maze2d_tells_the_agent_the_eval_goal(smoke_minari_dir):
+    """maze2d-*-goal (issue 15, lead 7): the data carry the controller's goal in obs[4:6] with rewards
+    relabelled to it; the evaluation env appends D4RL's fixed goal, the one Diffuser inpaints on maze2d."""
+    from suites import envs, registry
+
+    data = registry.load_offline_dataset("maze2d-umaze-goal", profile="smoke")
+    plain = registry.load_offline_dataset("maze2d-umaze", profile="smoke")
+    assert data.obs_dim == 6 and data.num_transitions == plain.num_transitions
+    np.testing.assert_array_equal(data.observations[:, :4], plain.observations)
+    assert not np.array_equal(data.rewards, plain.rewards)
+    spec = registry.dataset_spec("maze2d-umaze-goal")
+    env = envs.make_env(spec, seed=0)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (6,)
+    np.testing.assert_allclose(obs[4:6], registry.dataset_spec("maze2d-umaze").hparams["diffuser"]["goal_xy"])
+    assert spec.hparams["diffuser"]["goal_obs_slice"] == [4, 6]
