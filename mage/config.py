@@ -23,6 +23,7 @@ EXPLICIT_FROM = ("plan", "observed")
 RTG_ESTIMATORS = ("monte_carlo", "n_step")
 PLAN_DECODERS = ("adapted", "base", "anchored")
 PLAN_RANKS = ("value", "mean_value", "q", "return")
+COND_SPANS = ("first", "window")
 MAX_SCALES = 10
 
 
@@ -80,6 +81,10 @@ class MageConfig:
                                         # data's range, so the plan starts at s_0 under any target (bench/README.md,
                                         # "MAGE diagnostics": high targets move the plan's start toward the goal;
                                         # measured: it removes that, but did not raise the quick-profile score)
+    cond_span: str = "first"            # not in paper as such: which plan steps L_cond holds to the data window. first =
+                                        # step 0 (eq. 7: x_hat_0 against (s_0, R_0)); window = every step of the conditioned
+                                        # columns, so D' keeps the data's plan shape (bench/README.md "Issue 15" F: through
+                                        # D' trained on step 0 the plan's displacement correlates -0.2 with the data's)
     rtg_dropout: float = 0.0            # not in paper: share of stage-2 windows whose R_0 the generator does not see (a
                                         # learnt null embedding instead), so it also learns p(m | s_0) for guidance
                                         # (VAR's class dropout 0.1; Decision Diffuser drops its return condition 0.25)
@@ -168,6 +173,7 @@ class MageConfig:
         _check_choice("rtg_estimator", self.rtg_estimator, RTG_ESTIMATORS)
         _check_choice("plan_decoder", self.plan_decoder, PLAN_DECODERS)
         _check_choice("plan_rank", self.plan_rank, PLAN_RANKS)
+        _check_choice("cond_span", self.cond_span, COND_SPANS)
         if self.plan_rank == "return" and self.scheme != "rs":
             raise ValueError(f"plan_rank return reads the plan's R channel: it needs scheme rs, got {self.scheme!r}")
         for name in ("num_blocks", "num_heads", "embed_dim", "horizon", "codebook_size", "codebook_dim", "lr",

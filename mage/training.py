@@ -103,7 +103,8 @@ def generator_losses(model: MageModel, batch: dict, weights: torch.Tensor | None
         x_hat = decode_sampled(model, logits_BLV, batch["s0"], batch["R0"], gumbel_gen_tau, onehots)
         if cfg.decoder_refinement != "none" and cond_cols:
             cols = torch.tensor(cond_cols, device=x_hat.device)
-            cond_B = (x_hat[:, 0, cols] - batch["window"][:, 0, cols]).pow(2).mean(1)
+            steps = slice(None) if cfg.cond_span == "window" else slice(0, 1)
+            cond_B = (x_hat[:, steps][..., cols] - batch["window"][:, steps][..., cols]).pow(2).mean((1, 2))
             if drop is not None:   # a plan drawn without R_0 cannot be held to it
                 cond_B = cond_B * (~drop).to(cond_B.dtype)
             l_cond = weighted_mean(cond_B, weights)

@@ -67,3 +67,31 @@ def test_kv_cache_generation_matches_the_full_forward(overrides):
     # greedy generation is consistent with its own logits
     greedy, logits, _ = generate(model, cond)
     assert all(torch.equal(t, lg.argmax(-1)) for t, lg in zip(greedy, logits))
+
+
+def test_cond_span_window_holds_every_plan_step_to_the_data_window():
+    """L_cond (cond_span "first", eq. 7) sees only step 0 of the data window; "window" sees every step."""
+    from mage.training import generator_losses
+
+    g = torch.Generator().manual_seed(0)
+    first, window = _model(cond_span="first"), _model(cond_span="window")
+    width, H = first.layout.width, first.cfg.horizon
+    batch = {"window": torch.randn(8, H, width, generator=g), "s0": torch.randn(8, 3, generator=g),
+             "R0": torch.rand(8, 1, generator=g), "a0": torch.rand(8, 2, generator=g) * 2 - 1,
+             "s1": torch.randn(8, 3, generator=g)}
+    later = {**batch, "window": batch["window"].clone()}
+    later["window"][:, 1:] += 3.0
+    start = {**batch, "window": batch["window"].clone()}
+    start["window"][:, 0] += 3.0
+
+    def cond_loss(model, b):
+        torch.manual_seed(5)   # the same Gumbel draws for every call
+        return generator_losses(model, b, None, 1.0)[1]["loss/cond"].item()
+
+    base_first, base_window = cond_loss(first, batch), cond_loss(window, batch)
+    # moving later steps by 3 adds ~9 to each of their squared errors; under "first" it only moves the
+    # ground-truth tokens the generator is teacher-forced with, hence the small tolerance
+    assert abs(cond_loss(first, later) - base_first) < 0.01 * base_first
+    assert cond_loss(first, start) > base_first + 1.0
+    assert cond_loss(window, later) > base_window + 1.0
+    assert cond_loss(window, start) > base_window + 9.0 / H * 0.5
