@@ -6,6 +6,8 @@
     <plan>.tex        booktabs; best per row in bold; "ours ± spread (paper)"
     <plan>.md         Markdown table + the IQM section
     <plan>_iqm.csv    IQM per run column with a 95% stratified bootstrap interval (>= 2 run rows)
+    <plan>_success.csv success rate per (row, column), mean ± SE over seeds, where the suite has one
+                      (the mazes); also a section of the .md and of the terminal table
     <plan>.png        ablations: ours beside the paper (harness/plots.py);
                       figures: coin-maze trajectories (harness/figures.py, needs a ``trajectories`` column)
     <plan>_curves.png learning curves: periodic score against steps, per row and column (harness/report/curves.py)
@@ -47,6 +49,7 @@ SCALES_NOTE = ("Maze cells: ours on the paper's scale (D4RL's published referenc
 TEX_SCALES_NOTE = (" Maze cells: ours on the paper's scale (D4RL's published reference scores); the CSV also has "
                    "them on reference scores re-measured on our physics (ours_remeasured_mean).")
 IQM_COLUMNS = ["column", "iqm", "ci_low", "ci_high", "n_tasks", "n_seeds"]
+SUCCESS_COLUMNS = ["row", "column", "success_mean", "success_se", "n_seeds", "per_seed"]
 BOOTSTRAP_REPS = 2000   # not in paper: rliable's default is 50,000; 2,000 keeps tables fast, CI stable to ~0.1
 BOOTSTRAP_SEED = 0      # fixed, so a table rendered twice from the same runs is identical
 
@@ -98,6 +101,11 @@ def render(plan: Plan, runs: pd.DataFrame, results_dir: Path | str) -> str:
         terminal += "\n\nIQM over tasks and seeds, 95% stratified bootstrap interval (rliable):\n" + iqm_text
         markdown += ["", "## IQM (95% stratified bootstrap interval, rliable)", "",
                      tabulate(iqm, headers="keys", tablefmt="github", showindex=False, floatfmt=".1f")]
+    success = success_frame(plan, runs)
+    if not success.empty:
+        write_text_atomic(results_dir / f"{plan.name}_success.csv", success.to_csv(index=False))
+        terminal += f"\n\n{SUCCESS_TITLE}:\n" + success_table(success, "simple")
+        markdown += ["", f"## {SUCCESS_TITLE}", "", success_table(success, "github")]
     write_text_atomic(results_dir / f"{plan.name}.md", "\n".join(markdown) + "\n")
     write_text_atomic(results_dir / f"{plan.name}.tex", latex_table(plan, cells, lower_is_better))
 
@@ -290,6 +298,38 @@ def iqm_table(iqm: pd.DataFrame) -> str:
              "" if math.isnan(r.iqm) else f"[{r.ci_low:.1f}, {r.ci_high:.1f}]", r.n_tasks, r.n_seeds]
             for r in iqm.itertuples()]
     return tabulate(rows, headers=["method", "IQM", "95% CI", "tasks", "seeds"], tablefmt="simple")
+
+
+# ---------------------------------------------------------------- success rate
+
+SUCCESS_TITLE = "Success rate (share of evaluation episodes that reached the goal; mean ± SE over seeds)"
+
+
+def success_frame(plan: Plan, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (run row, run column) with a success rate: the mean over seeds of each finished run's
+    success rate, ± the SE over seeds (NaN for one seed), the seeds, and each seed's rate in seed
+    order. Empty when no finished run's suite reports success (e.g. MuJoCo locomotion)."""
+    runs = _with_run_columns(runs)
+    if "success_rate" not in runs:
+        return pd.DataFrame(columns=SUCCESS_COLUMNS)
+    done = runs[(runs["status"] == "done") & runs["success_rate"].notna()]
+    records = []
+    for row in _run_rows(plan):
+        for column in plan.run_columns:
+            cell = done[(done["row"] == row.label) & (done["column"] == column.label)]
+            if cell.empty:
+                continue
+            per_seed = cell.groupby("seed")["success_rate"].mean().sort_index().to_numpy(dtype=float)
+            records.append({"row": row.label, "column": column.label, "success_mean": float(per_seed.mean()),
+                            "success_se": _spread(per_seed, "se"), "n_seeds": len(per_seed),
+                            "per_seed": " ".join(f"{rate:.2f}" for rate in per_seed)})
+    return pd.DataFrame.from_records(records, columns=SUCCESS_COLUMNS)
+
+
+def success_table(success: pd.DataFrame, fmt: str) -> str:
+    rows = [[r.row, r.column, _number(r.success_mean, r.success_se, 2), r.n_seeds, r.per_seed]
+            for r in success.itertuples()]
+    return tabulate(rows, headers=["dataset", "method", "success", "seeds", "per seed"], tablefmt=fmt)
 
 
 # ---------------------------------------------------------------- formats

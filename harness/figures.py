@@ -101,8 +101,14 @@ def _first_trajectories(sub: pd.DataFrame) -> tuple[list, str]:
 
 
 def _panel_title(label: str, sub: pd.DataFrame) -> str:
-    scores = sub.loc[sub["status"] == "done", "score"].dropna()
-    return label if scores.empty else f"{label} (score {scores.mean():.1f}, n={len(scores)})"
+    """``label (score S, success P, n=N)``: the means over the column's finished runs (success where recorded)."""
+    done = sub[sub["status"] == "done"]
+    scores = done["score"].dropna()
+    if scores.empty:
+        return label
+    rates = done["success_rate"].dropna() if "success_rate" in done else pd.Series(dtype=float)
+    success = "" if rates.empty else f", success {rates.mean():.2f}"
+    return f"{label} (score {scores.mean():.1f}{success}, n={len(scores)})"
 
 
 def _draw_maze(axis, layout: MazeLayout) -> None:

@@ -251,6 +251,27 @@ def test_figure_draws_trajectories_over_the_maze(tmp_path):
         make_figure(load_plan("table4"), frame, tmp_path, layout=layout)
 
 
+def test_success_rate_is_reported_per_cell_where_the_suite_has_one(tmp_path, table4):
+    plan = load_plan("figure3")
+    frame = runs_frame(plan, lambda row, column, seed: 10.0)
+    rates = {"DT": [0.0, 0.5, 1.0], "MAGE": [0.2, 0.4, 0.9]}   # per seed in SEEDS order; Diffuser has none
+    for column, per_seed in rates.items():
+        for seed, rate in zip(SEEDS, per_seed):
+            frame.loc[(frame["column"] == column) & (frame["seed"] == seed), "success_rate"] = rate
+    set_status(frame, "Coin maze", "MAGE", "failed", "killed", seeds=(SEEDS[-1],))   # its 0.9 must not count
+    text = render(plan, frame, tmp_path)
+    success = pd.read_csv(tmp_path / "figure3_success.csv").set_index("column")
+    assert list(success.index) == ["DT", "MAGE"]
+    assert success.loc["DT", "success_mean"] == pytest.approx(0.5)
+    assert success.loc["DT", "success_se"] == pytest.approx(np.std([0.0, 0.5, 1.0], ddof=1) / np.sqrt(3))
+    assert success.loc["MAGE", "success_mean"] == pytest.approx(0.3) and success.loc["MAGE", "n_seeds"] == 2
+    assert success.loc["MAGE", "per_seed"] == "0.20 0.40"
+    assert "Success rate" in text and "0.50 ± 0.29" in text
+    assert "0.50 ± 0.29" in (tmp_path / "figure3.md").read_text()
+    _, _, out, table_text, _ = table4   # no success rates anywhere: no section, no file
+    assert not (out / "table4_success.csv").exists() and "Success rate" not in table_text
+
+
 def test_a_table_without_runs_says_missing_everywhere(tmp_path):
     plan = load_plan("table2")
     text = render(plan, pd.DataFrame(), tmp_path)
