@@ -302,7 +302,9 @@ def iqm_table(iqm: pd.DataFrame) -> str:
 
 # ---------------------------------------------------------------- success rate
 
-SUCCESS_TITLE = "Success rate (share of evaluation episodes that reached the goal; mean ± SE over seeds)"
+SUCCESS_TITLE = (  # what counts as solved is the suite's rule (suites/registry.py), stated so the reader knows
+    "Success rate (share of evaluation episodes the suite counts as solved: mazes the goal reached, "
+    "coin maze both coins then the goal; mean ± SE over seeds)")
 
 
 def success_frame(plan: Plan, runs: pd.DataFrame) -> pd.DataFrame:
