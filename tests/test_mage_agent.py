@@ -193,6 +193,24 @@ def test_diagnostics_show_what_the_q_rank_picks_near_and_far_from_the_goal(data)
         assert -1 <= row["action_path_cosine_q_picked"] <= 1 and -1 <= row["q_norm_correlation"] <= 1
 
 
+def test_plan_probe_gives_a_plan_and_first_action_per_state_and_target(data):
+    from bench.plan_probe import probe
+    agent = MageAgent(seed=0)
+    agent.fit(data, TEST_CONFIG, 6)
+    obs = _obs(data, 2)
+    out = probe(agent, obs, (0.0, 0.5, 1.0))
+    assert out["plan_NTHS"].shape == (2, 3, TEST_CONFIG["horizon"], data.observations.shape[1])
+    assert out["action_NTA"].shape == (2, 3, 2)
+    assert np.all(out["action_NTA"] >= data.action_low) and np.all(out["action_NTA"] <= data.action_high)
+    assert out["trained_target_N"].shape == (2,) and np.all(np.isfinite(out["trained_target_N"]))
+    # R_0 is in the condition: the plans at one state differ across targets, and the probe's first
+    # action at the run's own target is the one act() takes
+    assert not np.allclose(out["plan_NTHS"][:, 0], out["plan_NTHS"][:, 2])
+    own = probe(agent, obs, tuple(float(t) for t in out["trained_target_N"][:1]))
+    agent.reset(1)
+    np.testing.assert_allclose(own["action_NTA"][0, 0], agent.act(obs[:1])[0], atol=1e-5)
+
+
 def _acting_targets(agent, data, rewards, steps=3):
     """Normalised R_t of each of ``steps`` act calls for 2 envs that receive ``rewards`` each step."""
     agent.reset(2)
