@@ -1,13 +1,15 @@
 """The plans of a trained MAGE at chosen states over a range of R_0: does the return condition steer them?
 
-    python bench/plan_probe.py results/runs/<mage run id> [--targets 0 0.27 0.5 0.71 1 1.5] [--states JSON]
+    python bench/plan_probe.py results/runs/<mage run id> [--targets 0 0.27 0.5 0.71 1 1.5] [--decoder base] [--states JSON]
 
 At each probe state and each normalised R_0 (1 = the data's largest return-to-go) it prints the plan's
 x, y at steps 1, H/3 and H - 1 (decoded by the run's plan_decoder) and the first action (its inverse
 head), beside the R_0 that the run's own target rule asks for there. On the coin maze the default probe
 states are the start, the cell beside the silver coin, and the row-7 junction holding the silver coin
-(where the gold coin lies left and the goal right); elsewhere pass ``--states`` as a JSON list of raw
-observations. What it showed on the coin maze is in bench/README.md ("Issue 15" G).
+(where the gold coin lies left and the goal right), and beside each the data's own choice there: the share
+of rows in that cell, holding the same coins, that move left or right over the next 12 steps, and their
+mean RTG label (the dataset's discounted RTG, normalised as the run's). Elsewhere pass ``--states`` as a
+JSON list of raw observations. What it showed on the coin maze is in bench/README.md ("Issue 15" G).
 """
 from __future__ import annotations
 
@@ -58,10 +60,28 @@ def probe(agent: MageAgent, obs_NO: np.ndarray, targets: tuple[float, ...]) -> d
             "trained_target_N": trained}
 
 
+def data_choices(data, state_O: np.ndarray, steps: int, match: tuple[int, ...], rtg_scale: float) -> dict[str, float]:
+    """What the data do from ``state_O``'s unit cell: among rows in the same cell (floor of x, y) whose
+    features ``match`` equal the state's, and that stay in their episode for ``steps`` more steps, the share
+    whose x moves left / right by more than 0.3 over those steps, and the mean normalised RTG label of each."""
+    obs = np.asarray(data.observations)
+    same = np.all(np.floor(obs[:, :2]) == np.floor(state_O[:2]), axis=1) & np.all(obs[:, list(match)] == state_O[list(match)], axis=1)
+    episode_end = np.repeat(data.episode_starts[1:], np.diff(data.episode_starts))
+    rows = np.nonzero(same & (np.arange(len(obs)) + steps < episode_end))[0]
+    dx = obs[rows + steps, 0] - obs[rows, 0]
+    rtg = np.asarray(data.returns_to_go)[rows] / rtg_scale
+    out = {"rows": float(len(rows))}
+    for side, moved in (("left", dx < -0.3), ("right", dx > 0.3)):
+        out[f"{side}_share"] = float(moved.mean()) if len(rows) else float("nan")
+        out[f"{side}_rtg"] = float(rtg[moved].mean()) if moved.any() else float("nan")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", type=Path, help="results/runs/<run id> of a finished MAGE run")
     ap.add_argument("--targets", type=float, nargs="+", default=list(DEFAULT_TARGETS))
+    ap.add_argument("--decoder", choices=("adapted", "base", "anchored"), help="plan_decoder (default: the run's)")
     ap.add_argument("--states", help="JSON list of raw observations (default on the coin maze: the three probe states)")
     args = ap.parse_args()
     info_path, checkpoint_path = args.run_dir / "result.json", args.run_dir / "checkpoint.pt"
@@ -76,11 +96,21 @@ def main() -> None:
         raise SystemExit("plan_probe: pass --states (a JSON list of raw observations) for a suite other than the coin maze")
     agent = MageAgent(seed=info["seed"])
     agent.load_state_dict(torch.load(checkpoint_path, weights_only=False)["agent"])
+    if args.decoder:
+        agent.cfg.plan_decoder = args.decoder
     out = probe(agent, np.stack(list(named.values())), tuple(args.targets))
+    data = None
+    if info["dataset"].startswith("coinmaze"):
+        from suites.registry import load_offline_dataset
+        data = load_offline_dataset(info["dataset"], info.get("data_profile") or info["profile"])
     H = out["plan_NTHS"].shape[2]
     steps = (1, H // 3, H - 1)
     for i, name in enumerate(named):
         print(f"{name} {named[name][:4].tolist()}: the run's target rule asks R_0 = {out['trained_target_N'][i]:.2f}")
+        if data is not None:   # coin maze: rows in the same cell holding the same coins, 12 steps on
+            c = data_choices(data, named[name], 12, (2, 3), agent.norm.rtg_scale)
+            print(f"  data ({c['rows']:.0f} rows, 12 steps on): left {c['left_share']:.2f} of rows, RTG {c['left_rtg']:.2f};"
+                  f" right {c['right_share']:.2f}, RTG {c['right_rtg']:.2f}")
         for j, R0 in enumerate(args.targets):
             xy = "  ".join(f"t{t} ({out['plan_NTHS'][i, j, t, 0]:.2f}, {out['plan_NTHS'][i, j, t, 1]:.2f})" for t in steps)
             a = out["action_NTA"][i, j]

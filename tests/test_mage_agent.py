@@ -211,6 +211,22 @@ def test_plan_probe_gives_a_plan_and_first_action_per_state_and_target(data):
     np.testing.assert_allclose(own["action_NTA"][0, 0], agent.act(obs[:1])[0], atol=1e-5)
 
 
+def test_plan_probe_counts_what_the_data_do_from_a_state(data):
+    from bench.plan_probe import data_choices
+    obs = np.asarray(data.observations)
+    steps = 3
+    choice = data_choices(data, obs[0], steps, (), rtg_scale=1.0)
+    in_cell = np.all(np.floor(obs[:, :2]) == np.floor(obs[0, :2]), axis=1)
+    episode_end = np.repeat(data.episode_starts[1:], np.diff(data.episode_starts))
+    rows = np.nonzero(in_cell & (np.arange(len(obs)) + steps < episode_end))[0]
+    assert choice["rows"] == len(rows) >= 1
+    dx = obs[rows + steps, 0] - obs[rows, 0]
+    assert choice["left_share"] == pytest.approx(np.mean(dx < -0.3))
+    assert choice["right_share"] == pytest.approx(np.mean(dx > 0.3))
+    if (dx > 0.3).any():
+        assert choice["right_rtg"] == pytest.approx(np.asarray(data.returns_to_go)[rows[dx > 0.3]].mean(), rel=1e-5)
+
+
 def _acting_targets(agent, data, rewards, steps=3):
     """Normalised R_t of each of ``steps`` act calls for 2 envs that receive ``rewards`` each step."""
     agent.reset(2)
