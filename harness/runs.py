@@ -163,6 +163,7 @@ def _train_and_evaluate(spec: RunSpec, store: RunStore, on_progress: OnProgress 
     from suites.evaluation import evaluate
     from suites.registry import load_offline_dataset
 
+    commit = git_commit()   # the code this run starts with: HEAD may move while it trains (seen: hours-long CPU runs)
     data = load_offline_dataset(spec.dataset, spec.data_profile or spec.profile)
     agent = build_agent(spec.method, seed=spec.seed, device=spec.device)
     checkpoint_path = store.run_dir(spec.run_id) / CHECKPOINT_FILE
@@ -223,7 +224,7 @@ def _train_and_evaluate(spec: RunSpec, store: RunStore, on_progress: OnProgress 
         "score": float(normalized.mean()), "training_curves": curves, "eval_curve": eval_curve,
         "wall_s": wall_s, "train_s": trained_before + trained_s, "device": spec.device,
         "gpu_seconds": wall_s if spec.device.startswith("cuda") else 0.0,
-        "versions": package_versions(), "git_commit": git_commit(), "hostname": os.uname().nodename,
+        "versions": package_versions(), "git_commit": commit, "hostname": os.uname().nodename,
     }
     if episodes["trajectories"] is not None:
         result["trajectories"] = episodes["trajectories"]

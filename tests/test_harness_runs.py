@@ -34,6 +34,16 @@ def test_figure_runs_record_observation_trajectories(tmp_path):
     assert execute_run(plain, store) == "done" and "trajectories" not in store.result(plain.run_id)
 
 
+def test_a_run_records_the_commit_it_started_from(tmp_path, monkeypatch):
+    # HEAD moves once per training step here; the result must name the commit seen before training
+    steps_seen: list[int] = []
+    monkeypatch.setattr("harness.runs.git_commit", lambda: f"commit-{len(steps_seen)}")
+    store = RunStore(tmp_path)
+    spec = _spec()
+    assert execute_run(spec, store, on_progress=lambda step, total: steps_seen.append(step)) == "done"
+    assert len(steps_seen) > 0 and store.result(spec.run_id)["git_commit"] == "commit-0"
+
+
 def test_run_resumed_from_its_checkpoint_matches_an_uninterrupted_run(tmp_path):
     whole, resumed = RunStore(tmp_path / "whole"), RunStore(tmp_path / "resumed")
     spec = _spec()
