@@ -28,7 +28,8 @@ PICKUP_RADIUS = 0.35     # a coin / the goal is reached within this distance of 
 HORIZON = 250            # evaluation episode length; the scripted full tour from S takes ~80 steps
 
 # '#' wall, '.' open, 'S' start, 's' silver coin, 'g' gold coin, 'G' goal (all four are open cells).
-# Two routes lead from S to G: the short one on the right, and the left one past both coins.
+# Two routes lead from S to G: the shortest (12 cells) down the left corridor, which passes one cell from
+# the silver coin and four from the gold one, and a longer one (18 cells) on the right; the tour detours into both.
 COIN_MAZE_MAP = (
     "#########",
     "#S..#...#",
