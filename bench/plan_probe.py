@@ -1,6 +1,6 @@
 """The plans of a trained MAGE at chosen states over a range of R_0: does the return condition steer them?
 
-    python bench/plan_probe.py results/runs/<mage run id> [--targets 0 0.27 0.5 0.71 1 1.5] [--decoder base] [--states JSON]
+    python bench/plan_probe.py results/runs/<mage run id> [--targets 0 0.27 0.5 0.71 1 1.5] [--decoder base] [--guidance 3] [--states JSON]
 
 At each probe state and each normalised R_0 (1 = the data's largest return-to-go) it prints the plan's
 x, y at steps 1, H/3 and H - 1 (decoded by the run's plan_decoder) and the first action (its inverse
@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("run_dir", type=Path, help="results/runs/<run id> of a finished MAGE run")
     ap.add_argument("--targets", type=float, nargs="+", default=list(DEFAULT_TARGETS))
     ap.add_argument("--decoder", choices=("adapted", "base", "anchored"), help="plan_decoder (default: the run's)")
+    ap.add_argument("--guidance", type=float, help="classifier-free guidance w (a run trained with rtg_dropout > 0)")
     ap.add_argument("--states", help="JSON list of raw observations (default on the coin maze: the three probe states)")
     args = ap.parse_args()
     info_path, checkpoint_path = args.run_dir / "result.json", args.run_dir / "checkpoint.pt"
@@ -98,6 +99,8 @@ def main() -> None:
     agent.load_state_dict(torch.load(checkpoint_path, weights_only=False)["agent"])
     if args.decoder:
         agent.cfg.plan_decoder = args.decoder
+    if args.guidance is not None:
+        agent.cfg.guidance = args.guidance
     out = probe(agent, np.stack(list(named.values())), tuple(args.targets))
     data = None
     if info["dataset"].startswith("coinmaze"):
