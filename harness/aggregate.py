@@ -7,7 +7,7 @@
     <plan>.md         Markdown table + the IQM section
     <plan>_iqm.csv    IQM per run column with a 95% stratified bootstrap interval (>= 2 run rows)
     <plan>_success.csv success rate per (row, column), mean ± SE over seeds, where the suite has one
-                      (the mazes); also a section of the .md and of the terminal table
+                      (mazes, coin maze); also a section of the .md and of the terminal table
     <plan>.png        ablations: ours beside the paper (harness/plots.py);
                       figures: coin-maze trajectories (harness/figures.py, needs a ``trajectories`` column)
     <plan>_curves.png learning curves: periodic score against steps, per row and column (harness/report/curves.py)

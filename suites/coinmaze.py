@@ -29,7 +29,7 @@ HORIZON = 250            # evaluation episode length; the scripted full tour fro
 
 # '#' wall, '.' open, 'S' start, 's' silver coin, 'g' gold coin, 'G' goal (all four are open cells).
 # Two routes lead from S to G: the shortest (12 cells) down the left corridor, which passes one cell from
-# the silver coin and four from the gold one, and a longer one (18 cells) on the right; the tour detours into both.
+# the silver coin and two from the gold one, and a longer one (18 cells) on the right; the tour detours into both.
 COIN_MAZE_MAP = (
     "#########",
     "#S..#...#",
