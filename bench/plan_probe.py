@@ -23,6 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.mage_leads import load_run  # noqa: E402
 from mage.agent import MageAgent  # noqa: E402
 from mage.policy import generate, plan_actions  # noqa: E402
 
@@ -95,8 +96,7 @@ def main() -> None:
         named = coin_maze_probe_states()
     else:
         raise SystemExit("plan_probe: pass --states (a JSON list of raw observations) for a suite other than the coin maze")
-    agent = MageAgent(seed=info["seed"])
-    agent.load_state_dict(torch.load(checkpoint_path, weights_only=False)["agent"])
+    agent, _ = load_run(args.run_dir)
     if args.decoder:
         agent.cfg.plan_decoder = args.decoder
     if args.guidance is not None:
