@@ -19,6 +19,8 @@ they stayed). Variants:
 - ``samples:n[:rank]``: act on the best of n plans (greedy + n - 1 sampled), ranked by the stage-0 value of
   the last state (rank ``value``), its mean over the plan's states (``mean_value``), the stage-0 Q of s_0
   and the plan's first action (``q``) or the plan's decoded R_0 (``return``);
+- ``stall:k[:r]``: the stall escape (MageConfig.stall_steps k, stall_radius r): a plan drawn token by token
+  once the agent has stood within r (z-scored) of one point for k steps without reward;
 - ``guidance:w``: classifier-free guidance w while acting (a run trained with rtg_dropout > 0);
 - ``inv-generated``: the latent inverse dynamics refitted on the Z of the generator's greedy tokens
   (what it reads while acting) instead of the true Z, from the run's I, for ``--inverse-steps`` steps;
@@ -174,6 +176,9 @@ def apply_variant(agent: MageAgent, variant: str, data, inverse_steps: int, seed
         cfg.plan_rank = args[1] if len(args) > 1 else "value"
     elif name == "guidance":
         cfg.guidance = float(args[0])
+    elif name == "stall":
+        cfg.stall_steps = int(args[0])
+        cfg.stall_radius = float(args[1]) if len(args) > 1 else cfg.stall_radius
     elif name == "inv-generated":
         refit_inverse_on_generated(agent, data, inverse_steps, seed)
     elif name == "explicit":

@@ -238,6 +238,8 @@ class MageAgent:
         self._rtg = np.full(self.num_envs, target, np.float64)
         self._plan: np.ndarray | None = None  # [B, replan_every, act_dim] normalised
         self._plan_pos = 0
+        self._still_at: np.ndarray | None = None  # [B, obs_dim] z-scored: where each agent has stood still since
+        self._still_steps = np.zeros(self.num_envs, np.int64)  # steps without moving or reward (stall_steps)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         if self.model is None:
@@ -248,7 +250,9 @@ class MageAgent:
         every = self.cfg.replan_every
         if self._plan is None or self._plan_pos >= every:
             self.model.eval()
-            s0 = torch.as_tensor(self.norm.obs(obs).astype(np.float32), device=self.device)
+            obs_z = self.norm.obs(obs).astype(np.float32)
+            stalled = self._stalled(obs_z)
+            s0 = torch.as_tensor(obs_z, device=self.device)
             R0 = self._acting_target(s0)
             if every == 1 and self.cfg.act_backend == "fast" and self.cfg.plan_samples == 1:
                 if self._actor is None or self._actor.batch_size != s0.shape[0]:
@@ -258,10 +262,28 @@ class MageAgent:
                 with self._own_rng(), self._autocast():
                     plan = plan_actions(self.model, s0, R0, every)
             self._plan = plan.float().cpu().numpy()
+            if stalled.any():
+                rows = torch.as_tensor(stalled, device=self.device)
+                with self._own_rng(), self._autocast():
+                    drawn = plan_actions(self.model, s0[rows], R0[rows], every, sample=True)
+                self._plan[stalled] = drawn.float().cpu().numpy()
             self._plan_pos = 0
         a = self._plan[:, self._plan_pos]
         self._plan_pos += 1
         return np.clip(self.norm.unact(a), self.norm.act_low, self.norm.act_high).astype(np.float32)
+
+    def _stalled(self, obs_z_BO: np.ndarray) -> np.ndarray:
+        """[B] bool: the agents that have stayed within cfg.stall_radius (z-scored) of one point, without
+        reward, for cfg.stall_steps plans; always False when stall_steps is 0."""
+        if self.cfg.stall_steps == 0:
+            return np.zeros(len(obs_z_BO), bool)
+        if self._still_at is None:
+            self._still_at = np.full_like(obs_z_BO, np.nan)
+        moved = ~(np.linalg.norm(obs_z_BO - self._still_at, axis=1) <= self.cfg.stall_radius)  # NaN: a new episode
+        self._still_at[moved] = obs_z_BO[moved]
+        self._still_steps[moved] = 0
+        self._still_steps[~moved] += 1
+        return self._still_steps >= self.cfg.stall_steps
 
     def _acting_target(self, s0_BS: torch.Tensor) -> torch.Tensor:
         """Normalised R_t [B, 1] under the config's target_rule (mage/config.py)."""
@@ -282,7 +304,11 @@ class MageAgent:
         rewards = np.asarray(rewards, np.float64)
         dones = np.asarray(dones, bool)
         self._rtg = (self._rtg - rewards) / self.norm.gamma  # DT's bookkeeping, undiscounted by gamma (rolled, clamped)
+        self._still_steps[rewards > 0] = 0   # standing still where the reward is, is no stall
         if dones.any():
+            self._still_steps[dones] = 0
+            if self._still_at is not None:
+                self._still_at[dones] = np.nan   # the next observation counts as a move
             self._rtg[dones] = self.norm.target_return
             self._plan_pos = self.cfg.replan_every  # a new episode starts: replan at once
 

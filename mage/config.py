@@ -24,6 +24,7 @@ RTG_ESTIMATORS = ("monte_carlo", "n_step")
 PLAN_DECODERS = ("adapted", "base", "anchored")
 PLAN_RANKS = ("value", "mean_value", "q", "return")
 COND_SPANS = ("first", "window")
+CE_WEIGHTINGS = ("position", "scale")
 MAX_SCALES = 10
 
 
@@ -87,6 +88,11 @@ class MageConfig:
                                         # maze2d-umaze, cpu profile, 3 seeds): D' then follows the data (displacement corr
                                         # 0.81, against -0.2) and the agent passes through the goal as the data do: -2.5 +-
                                         # 14.4 against first's 41.8 +- 26.0, so the paper's step 0 stays the default
+    ce_weighting: str = "position"      # not in paper as such: how L_CE averages its token positions. position = every
+                                        # token alike (VAR's), so scale 1's one token is 1/L of the loss; scale = each
+                                        # scale's mean CE alike, so the coarse tokens that choose the route weigh as much as
+                                        # the finest scale's (a trained generator gets 0.04-0.07 nats from R_0 at scale 1
+                                        # against 0.26 per token at the finest: bench/README.md "Issue 15" H)
     rtg_dropout: float = 0.0            # not in paper: share of stage-2 windows whose R_0 the generator does not see (a
                                         # learnt null embedding instead), so it also learns p(m | s_0) for guidance
                                         # (VAR's class dropout 0.1; Decision Diffuser drops its return condition 0.25)
@@ -159,6 +165,12 @@ class MageConfig:
                                         # decoded R at step 0 (scheme rs: the return the tokenizer reads off the window)
     replan_every: int = 1               # not in paper: the action is a_0, so replanning every step is the natural reading;
                                         # > 1 plays a_1.. of the decoded window (explicit I(s_t, s_t+1) when it holds no actions)
+    stall_steps: int = 0                # not in paper: > 0 = once the observation has stayed within stall_radius of where
+                                        # it was (z-scored units) for stall_steps steps without reward, the plan is drawn token
+                                        # by token (Gumbel) instead of greedily until the agent moves: a greedy plan from a state
+                                        # that no longer changes is the same plan, and the data never stand still
+                                        # (bench/README.md "Issue 15" G: failed episodes end against a wall)
+    stall_radius: float = 0.05          # not in paper: see stall_steps
     mixed_precision: bool = True        # not in paper: bf16 autocast on CUDA (ignored on CPU)
     act_backend: str = "fast"           # not in paper: "fast" = mage.fast_act.FastActor (a_0 as plan_actions gives it; CUDA graph on GPU), "eager" = plan_actions
 
@@ -176,6 +188,7 @@ class MageConfig:
         _check_choice("plan_decoder", self.plan_decoder, PLAN_DECODERS)
         _check_choice("plan_rank", self.plan_rank, PLAN_RANKS)
         _check_choice("cond_span", self.cond_span, COND_SPANS)
+        _check_choice("ce_weighting", self.ce_weighting, CE_WEIGHTINGS)
         if self.plan_rank == "return" and self.scheme != "rs":
             raise ValueError(f"plan_rank return reads the plan's R channel: it needs scheme rs, got {self.scheme!r}")
         for name in ("num_blocks", "num_heads", "embed_dim", "horizon", "codebook_size", "codebook_dim", "lr",
@@ -198,6 +211,8 @@ class MageConfig:
         if self.needs_td_value and self.value_steps == 0:
             raise ValueError("rtg_estimator n_step, rtg_relative and target_rule td learn V by TD in stage 0: "
                              "set value_steps > 0")
+        if self.stall_steps < 0 or not self.stall_radius > 0:
+            raise ValueError(f"stall_steps must be >= 0 and stall_radius > 0, got {self.stall_steps} and {self.stall_radius}")
         if self.plan_samples < 1:
             raise ValueError(f"plan_samples must be >= 1, got {self.plan_samples}")
         if self.plan_samples > 1 and not (self.needs_td_value and self.inverse_dynamics == "explicit"

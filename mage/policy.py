@@ -53,14 +53,16 @@ def generate(model: MageModel, cond_BD: torch.Tensor, tokens_given: list[torch.T
 
 
 @torch.no_grad()
-def plan_actions(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Tensor, steps: int) -> torch.Tensor:
+def plan_actions(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Tensor, steps: int,
+                 sample: bool = False) -> torch.Tensor:
     """Normalised actions [B, steps, act_dim] of one plan: a_0 by the configured head, a_{t>0}
-    (only when replanning less often than every step) from the decoded window."""
+    (only when replanning less often than every step) from the decoded window. ``sample``: the plan's
+    tokens are drawn (torch's global RNG) instead of the argmax, the stall escape's plan."""
     cfg, lay = model.cfg, model.layout
-    if cfg.plan_samples > 1:
+    if cfg.plan_samples > 1 and not sample:
         return sampled_plan_actions(model, s0_BS, R0_B1, steps)
     cond = model.condition(s0_BS, R0_B1)
-    _, _, f_hat = generate(model, cond)
+    _, _, f_hat = generate(model, cond, sample=sample)
     need_window = lay.actions is not None or cfg.inverse_dynamics == "explicit" or steps > 1
     x_hat = None
     if need_window:

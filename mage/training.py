@@ -76,7 +76,11 @@ def generator_losses(model: MageModel, batch: dict, weights: torch.Tensor | None
         logits_BLV = model.generator(cond, tf_in, model.rtg_index, rtg_drop_B=drop).float()
     target_BL = torch.cat(tokens, dim=1)
     ce_BL = F.cross_entropy(logits_BLV.transpose(1, 2), target_BL, reduction="none")
-    ce = weighted_mean(ce_BL.mean(1), weights)
+    if cfg.ce_weighting == "scale":
+        ce_B = torch.stack([c.mean(1) for c in torch.split(ce_BL, list(cfg.scales), dim=1)], dim=1).mean(1)
+    else:
+        ce_B = ce_BL.mean(1)
+    ce = weighted_mean(ce_B, weights)
     metrics = {"loss/ce": ce}
     loss = ce
 

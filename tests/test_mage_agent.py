@@ -30,6 +30,7 @@ ABLATIONS = [
     {"rtg_relative": True, "value_steps": 2, "target_rule": "fixed"},
     {"rtg_relative": True, "rtg_estimator": "n_step", "value_steps": 2},
     {"rtg_estimator": "n_step", "value_steps": 2, "plan_samples": 3, "plan_decoder": "anchored"},
+    {"stall_steps": 1}, {"ce_weighting": "scale"},
 ]
 
 
@@ -123,6 +124,25 @@ def _actions(agent, data, steps=3):
         out.append(agent.act(_obs(data)))
         agent.observe(np.zeros(3, np.float32), np.zeros(3, bool))
     return np.stack(out)
+
+
+def test_an_agent_that_stands_still_without_reward_acts_on_a_drawn_plan_until_it_moves(data):
+    greedy = MageAgent(seed=0)
+    greedy.fit(data, TEST_CONFIG, 6)
+    escaping = copy.deepcopy(greedy)
+    escaping.cfg.stall_steps = 2
+    for agent in (greedy, escaping):
+        agent.reset(3)
+    obs, moved = _obs(data), _obs(data).copy()
+    moved[:, :2] += 1.0
+    rewarded = np.array([0.0, 0.0, 1.0])   # the third agent stands still where the reward is
+    for step, o in enumerate([obs] * 6 + [moved]):
+        a_greedy, a_escaping = greedy.act(o), escaping.act(o)
+        drawn = ~np.all(a_greedy == a_escaping, axis=1)
+        # at step t the agents have stood still for t steps: from step 2 the first two have stalled; step 6 moves
+        assert drawn.tolist() == ([True, True, False] if step in (2, 3, 4, 5) else [False] * 3), (step, drawn)
+        for agent in (greedy, escaping):
+            agent.observe(rewarded, np.zeros(3, bool))
 
 
 def test_same_seed_same_actions_and_save_load_identical_actions(data):

@@ -95,3 +95,28 @@ def test_cond_span_window_holds_every_plan_step_to_the_data_window():
     assert cond_loss(first, start) > base_first + 1.0
     assert cond_loss(window, later) > base_window + 1.0
     assert cond_loss(window, start) > base_window + 9.0 / H * 0.5   # step 0 is 1 of H steps of the mean
+
+
+def test_ce_weighting_scale_averages_each_scale_alike():
+    """position: L_CE is the mean over all L token positions; scale: the mean of each scale's mean,
+    so scale 1's one token weighs 1/K of the loss instead of 1/L."""
+    import torch.nn.functional as F
+    from mage.training import generator_losses, ground_truth_tokens
+
+    g = torch.Generator().manual_seed(0)
+    per_position, per_scale = _model(ce_weighting="position"), _model(ce_weighting="scale")
+    width, H = per_position.layout.width, per_position.cfg.horizon
+    batch = {"window": torch.randn(8, H, width, generator=g), "s0": torch.randn(8, 3, generator=g),
+             "R0": torch.rand(8, 1, generator=g), "a0": torch.rand(8, 2, generator=g) * 2 - 1,
+             "s1": torch.randn(8, 3, generator=g)}
+    tokens = ground_truth_tokens(per_position, batch)
+    logits = per_position.generator(per_position.condition(batch["s0"], batch["R0"]),
+                                    per_position.quantizer.teacher_forcing_inputs(tokens), per_position.rtg_index)
+    ce_BL = F.cross_entropy(logits.transpose(1, 2), torch.cat(tokens, 1), reduction="none")
+    by_scale = torch.stack([c.mean() for c in torch.split(ce_BL, list(per_position.cfg.scales), 1)])
+    assert len(set(per_position.cfg.scales)) > 1
+    got_position = generator_losses(per_position, batch, None, 1.0)[1]["loss/ce"]
+    got_scale = generator_losses(per_scale, batch, None, 1.0)[1]["loss/ce"]
+    torch.testing.assert_close(got_position, ce_BL.mean(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got_scale, by_scale.mean(), rtol=1e-5, atol=1e-6)
+    assert abs(got_scale - got_position) > 1e-4
