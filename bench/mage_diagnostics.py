@@ -5,6 +5,8 @@
 Prints, on windows sampled from the run's dataset (states z-scored, actions in [-1, 1]):
 - the action variance (the error of always acting with the mean action);
 - tokenizer: state reconstruction MSE; latent inverse dynamics I(Z) on the encoder's Z;
+- generator, teacher-forced: how many nats per token R_0 is worth at each scale (the CE with R_0 shuffled
+  over the batch minus the CE with the window's own R_0; scale 1 is the coarse choice of route);
 - generator (greedy, given the data's s_0 and R_0): token accuracy per scale; I(Z) on the generated
   Z; the plan's start error |s_0_hat - s_0|^2 (what L_cond is there to close); how faithful the plan is
   to the data: the correlation of its H-step state displacement with the true window's, decoded by D'
@@ -30,9 +32,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.mage_leads import load_run  # noqa: E402
 from mage.agent import MageAgent  # noqa: E402
 from mage.policy import candidate_plans, generate, plan_actions  # noqa: E402
 from mage.training import decoder_rtg, ground_truth_tokens  # noqa: E402
@@ -68,6 +72,7 @@ def diagnose(agent: MageAgent, data, goal_xy: np.ndarray | None = None, samples:
         x_rec = model.decoder(f_true, R0).float()
         out["recon_state_mse"] = float((x_rec[..., lay.states] - batch["window"][..., lay.states]).pow(2).mean())
     out["inverse_mse_true_Z"] = float((model.latent_inverse(f_true) - batch["a0"]).pow(2).mean())
+    out["r0_nats_per_scale"] = r0_nats_per_scale(model, batch, tokens, seed)
     generated, _, f_gen = generate(model, model.condition(batch["s0"], batch["R0"]))
     out["token_accuracy_per_scale"] = [float((g == t).float().mean()) for g, t in zip(generated, tokens)]
     out["inverse_mse_generated_Z"] = float((model.latent_inverse(f_gen) - batch["a0"]).pow(2).mean())
@@ -105,6 +110,21 @@ def diagnose(agent: MageAgent, data, goal_xy: np.ndarray | None = None, samples:
     if model.td_value is not None and model.cfg.inverse_dynamics == "explicit" and goal_xy is not None:
         out["q_ranking"] = q_ranking(agent, data, goal_xy, path_direction, min(samples, 256), seed)
     return out
+
+
+@torch.no_grad()
+def r0_nats_per_scale(model, batch: dict, tokens: list[torch.Tensor], seed: int) -> list[float]:
+    """[K] mean teacher-forced CE per token of each scale with R_0 shuffled over the batch, minus that with
+    each window's own R_0: what the generator reads from R_0 at that scale (0 = ignores it)."""
+    tf_in = model.quantizer.teacher_forcing_inputs(tokens)
+    target_BL = torch.cat(tokens, 1)
+    shuffled = batch["R0"][torch.randperm(len(batch["R0"]), generator=torch.Generator().manual_seed(seed))]
+    ce = []
+    for R0 in (batch["R0"], shuffled):
+        logits_BLV = model.generator(model.condition(batch["s0"], R0), tf_in, model.rtg_index).float()
+        ce_BL = F.cross_entropy(logits_BLV.transpose(1, 2), target_BL, reduction="none")
+        ce.append(torch.stack([c.mean() for c in torch.split(ce_BL, list(model.cfg.scales), 1)]))
+    return (ce[1] - ce[0]).tolist()
 
 
 def _mean_row_correlation(a_NB: np.ndarray, b_NB: np.ndarray) -> float:
@@ -178,8 +198,7 @@ def main() -> None:
     info = json.loads(result_path.read_text()) if result_path.exists() else {}
     if info.get("method") != "mage" or not checkpoint_path.exists():
         raise SystemExit(f"mage_diagnostics: {args.run_dir} is not a finished MAGE run (result.json, checkpoint.pt)")
-    agent = MageAgent(seed=0)
-    agent.load_state_dict(torch.load(checkpoint_path, weights_only=False)["agent"])
+    agent, info = load_run(args.run_dir)
     key = info["dataset"]
     data = load_offline_dataset(key, info.get("data_profile") or info["profile"])
     spec = dataset_spec(key)

@@ -192,6 +192,11 @@ def test_diagnostics_report_every_stage_and_the_response_to_the_target(data):
     figures = diagnose(agent, data, goal_xy=np.zeros(2), samples=64)
     assert len(figures["token_accuracy_per_scale"]) == TEST_CONFIG["num_scales"]
     assert all(0.0 <= a <= 1.0 for a in figures["token_accuracy_per_scale"])
+    assert len(figures["r0_nats_per_scale"]) == TEST_CONFIG["num_scales"]
+    assert any(abs(n) > 1e-4 for n in figures["r0_nats_per_scale"])   # a conditioned generator reads R_0
+    blind = MageAgent(seed=0)
+    blind.fit(data, {**TEST_CONFIG, "rtg_mode": "none"}, 4)
+    assert diagnose(blind, data, samples=64)["r0_nats_per_scale"] == [0.0] * TEST_CONFIG["num_scales"]
     for name in ("action_variance", "recon_state_mse", "inverse_mse_true_Z", "inverse_mse_generated_Z", "plan_start_mse"):
         assert np.isfinite(figures[name]) and figures[name] >= 0, name
     assert [row["fraction"] for row in figures["by_target"]] == list(TARGET_FRACTIONS)
