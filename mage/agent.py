@@ -274,7 +274,7 @@ class MageAgent:
 
     def _stalled(self, obs_z_BO: np.ndarray) -> np.ndarray:
         """[B] bool: the agents that have stayed within cfg.stall_radius (z-scored) of one point, without
-        reward, for cfg.stall_steps plans; always False when stall_steps is 0."""
+        reward, for cfg.stall_steps plans (steps, when replanning every step); always False when stall_steps is 0."""
         if self.cfg.stall_steps == 0:
             return np.zeros(len(obs_z_BO), bool)
         if self._still_at is None:
