@@ -20,6 +20,14 @@ def _model(**overrides) -> MageModel:
     return model
 
 
+def _batch(model: MageModel) -> dict[str, torch.Tensor]:
+    """A fixed random stage-2 batch of 8 windows for _model's shapes (obs 3, act 2)."""
+    g = torch.Generator().manual_seed(0)
+    return {"window": torch.randn(8, model.cfg.horizon, model.layout.width, generator=g),
+            "s0": torch.randn(8, 3, generator=g), "R0": torch.rand(8, 1, generator=g),
+            "a0": torch.rand(8, 2, generator=g) * 2 - 1, "s1": torch.randn(8, 3, generator=g)}
+
+
 def _tokens(model, batch, seed):
     g = torch.Generator().manual_seed(seed)
     return [torch.randint(0, model.cfg.codebook_size, (batch, l), generator=g) for l in model.cfg.scales]
@@ -73,12 +81,9 @@ def test_cond_span_window_holds_every_plan_step_to_the_data_window():
     """L_cond (cond_span "first", eq. 7) sees only step 0 of the data window; "window" sees every step."""
     from mage.training import generator_losses
 
-    g = torch.Generator().manual_seed(0)
     first, window = _model(cond_span="first"), _model(cond_span="window")
-    width, H = first.layout.width, first.cfg.horizon
-    batch = {"window": torch.randn(8, H, width, generator=g), "s0": torch.randn(8, 3, generator=g),
-             "R0": torch.rand(8, 1, generator=g), "a0": torch.rand(8, 2, generator=g) * 2 - 1,
-             "s1": torch.randn(8, 3, generator=g)}
+    H = first.cfg.horizon
+    batch = _batch(first)
     later = {**batch, "window": batch["window"].clone()}
     later["window"][:, 1:] += 3.0
     start = {**batch, "window": batch["window"].clone()}
@@ -103,12 +108,8 @@ def test_ce_weighting_scale_averages_each_scale_alike():
     import torch.nn.functional as F
     from mage.training import generator_losses, ground_truth_tokens
 
-    g = torch.Generator().manual_seed(0)
     per_position, per_scale = _model(ce_weighting="position"), _model(ce_weighting="scale")
-    width, H = per_position.layout.width, per_position.cfg.horizon
-    batch = {"window": torch.randn(8, H, width, generator=g), "s0": torch.randn(8, 3, generator=g),
-             "R0": torch.rand(8, 1, generator=g), "a0": torch.rand(8, 2, generator=g) * 2 - 1,
-             "s1": torch.randn(8, 3, generator=g)}
+    batch = _batch(per_position)
     tokens = ground_truth_tokens(per_position, batch)
     logits = per_position.generator(per_position.condition(batch["s0"], batch["R0"]),
                                     per_position.quantizer.teacher_forcing_inputs(tokens), per_position.rtg_index)
