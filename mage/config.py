@@ -105,7 +105,10 @@ class MageConfig:
     discount: float = 0.99              # Table 10 (used by the a+cql critic and observe(); data RTG uses the suite gamma)
     weight_decay: float = 0.0           # not in paper: plain Adam as stated
     grad_clip: float = 1.0              # not in paper: stabilises transformer training (VAR clips at 2)
-    tokenizer_fraction: float = 1 / 3   # not in paper: share of `steps` given to stage 1 (tokenizer)
+    tokenizer_fraction: float = 1 / 3   # not in paper: share of `steps` given to stage 1 (tokenizer). Measured on maze2d-umaze
+                                        # at the cpu profile (bench/README.md "Issue 15" I): 18k steps with the tokenizer at 6k
+                                        # scored 8.9 / -14.2 (seeds 0, 1), with it kept at 2k (generator 16k) 68.2 / 52.3: a
+                                        # longer-trained tokenizer fits better and the plan's first action loses its lean to the goal
     target_return_quantile: float = 1.0  # not in paper: target R_0 = scale * quantile(q) of the dataset's episode returns-to-go
     target_return_scale: float = 2.5    # not in paper: multiplier on the target (on the quantile above, or on V(s) under
                                         # target_rule value / td). 2.5 x V: measured on maze2d-umaze (bench/README.md "Issue
