@@ -22,7 +22,7 @@ from mage.data import Normalizer, WindowSampler, n_step_returns, returns_to_go
 from mage.fast_act import FastActor
 from mage.model import MageModel
 from mage.policy import plan_actions
-from mage.training import critic_loss, generator_losses, sample_weights, tokenizer_losses
+from mage.training import advantage_weights, critic_loss, generator_losses, sample_weights, tokenizer_losses
 from mage.value import expectile_loss
 
 TINY = dict(embed_dim=32, num_heads=2, num_blocks=2, codebook_size=64, codebook_dim=16, tokenizer_width=32,
@@ -183,6 +183,8 @@ class MageAgent:
         weights = sample_weights(model, batch, self.norm.rtg_min, self.norm.rtg_max)
         if stage == 2 and cfg.rtg_dropout > 0:     # rows the generator sees without R_0, from the sampling generator
             batch["rtg_drop"] = (torch.rand(batch["R0"].shape[0], generator=self.sample_gen) < cfg.rtg_dropout).to(self.device)
+        if stage == 2 and cfg.advantage_beta > 0:
+            batch["adv_weight"] = advantage_weights(model, batch, self.norm.value_scale)
         if stage == 2 and cfg.cond_relabel:   # targets for the relabelled L_cond pass, from the sampling generator
             u = torch.rand(batch["R0"].shape, generator=self.sample_gen).to(self.device)
             batch["R0_relabel"] = self.norm.rtg_min + u * (self.norm.rtg_max - self.norm.rtg_min)

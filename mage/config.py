@@ -144,6 +144,11 @@ class MageConfig:
     value_steps: int = 0                # not in paper: stage 0, TD steps of IQL's V and twin Q before stage 1 (needed by
                                         # rtg_estimator n_step and target_rule td; counted in fit's steps)
     td_expectile: float = 0.9           # not in paper: IQL's expectile tau of the stage-0 value (IQL uses 0.7-0.9)
+    advantage_beta: float = 0.0         # not in paper: > 0 = stage 2 weighs each window's L_CE and L_cond by
+                                        # min(exp(beta A), 100), A = Q(s_0, a_0) - V(s_0) of the stage-0 value in reward
+                                        # units (IQL's advantage-weighted regression, its beta 3 and clip 100), so the
+                                        # generator models the data's windows in proportion to how much better than usual
+                                        # their first step is; L_inv (a model of the dynamics) stays unweighted. 0 = off
     value_lr: float = 3e-4              # not in paper: Adam lr of the stage-0 value (IQL's)
     rtg_discount: float | None = None   # not in paper: gamma of the RTG that MAGE models; None = the suite's gamma
                                         # (1.0 = the plain "cumulative future reward" of the paper's text, l.90)
@@ -210,10 +215,12 @@ class MageConfig:
         if self.guidance != 1.0 and not (self.rtg_dropout > 0 and self.rtg_conditioned):
             raise ValueError(f"guidance {self.guidance} needs a generator that also learnt without R_0: "
                              f"set rtg_dropout > 0 (with rtg_mode condition)")
+        if self.advantage_beta < 0:
+            raise ValueError(f"advantage_beta must be >= 0, got {self.advantage_beta}")
         if self.value_steps < 0:
             raise ValueError(f"value_steps must be >= 0, got {self.value_steps}")
         if self.needs_td_value and self.value_steps == 0:
-            raise ValueError("rtg_estimator n_step, rtg_relative and target_rule td learn V by TD in stage 0: "
+            raise ValueError("rtg_estimator n_step, rtg_relative, target_rule td and advantage_beta learn V by TD in stage 0: "
                              "set value_steps > 0")
         if self.stall_steps < 0 or not self.stall_radius > 0:
             raise ValueError(f"stall_steps must be >= 0 and stall_radius > 0, got {self.stall_steps} and {self.stall_radius}")
@@ -252,8 +259,9 @@ class MageConfig:
 
     @property
     def needs_td_value(self) -> bool:
-        """Whether stage 0 learns IQL's V by TD (for n-step RTG labels or the td acting target)."""
-        return self.rtg_estimator == "n_step" or self.target_rule == "td" or self.rtg_relative
+        """Whether stage 0 learns IQL's V by TD (for n-step RTG labels, the td acting target or advantage weights)."""
+        return (self.rtg_estimator == "n_step" or self.target_rule == "td" or self.rtg_relative
+                or self.advantage_beta > 0)
 
     @property
     def rtg_conditioned(self) -> bool:

@@ -18,12 +18,26 @@ from mage.critic import cql_loss
 from mage.model import MageModel
 from mage.quantizer import scale_down
 
+EXP_ADV_MAX = 100.0  # IQL's (and CORL's) clip on exp(beta A)
+
 
 def sample_weights(model: MageModel, batch: dict, rtg_min: float, rtg_max: float) -> torch.Tensor | None:
     """Table 23's reweighting: w = (R_0 - min) / (max - min) in [0, 1]; None when not reweighting."""
     if model.cfg.rtg_mode != "reweight":
         return None
     return ((batch["R0"][:, 0] - rtg_min) / max(rtg_max - rtg_min, 1e-6)).clamp(0, 1)
+
+
+def advantage_weights(model: MageModel, batch: dict, value_scale: float) -> torch.Tensor | None:
+    """IQL's AWR weights [B] = min(exp(beta (Q(s_0, a_0) - V(s_0))), 100) from the stage-0 value, the advantage
+    in reward units (the value's unit times ``value_scale``); None when advantage_beta is 0."""
+    beta = model.cfg.advantage_beta
+    if beta == 0:
+        return None
+    with torch.no_grad():
+        s0, a0 = batch["s0"], batch["a0"]
+        adv_B = (model.td_value.q(s0, a0) - model.td_value(s0)[:, 0]).float() * value_scale
+        return torch.exp(beta * adv_B).clamp(max=EXP_ADV_MAX)
 
 
 def weighted_mean(per_sample_B: torch.Tensor, w_B: torch.Tensor | None) -> torch.Tensor:
@@ -61,8 +75,12 @@ def ground_truth_tokens(model: MageModel, batch: dict) -> list[torch.Tensor]:
 
 
 def generator_losses(model: MageModel, batch: dict, weights: torch.Tensor | None, gumbel_gen_tau: float):
-    """Returns (total loss, metrics dict of tensors)."""
+    """Returns (total loss, metrics dict of tensors). ``batch["adv_weight"]`` [B] (advantage_beta): further
+    weights of L_CE and L_cond, the terms that shape the plan's distribution."""
     cfg, q = model.cfg, model.quantizer
+    plan_weights = weights
+    if "adv_weight" in batch:
+        plan_weights = batch["adv_weight"] if weights is None else weights * batch["adv_weight"]
     tokens = ground_truth_tokens(model, batch)
     with torch.no_grad():
         f_hat_gt = torch.stack(q.tokens_to_scale_features(tokens)).sum(0)
@@ -80,7 +98,7 @@ def generator_losses(model: MageModel, batch: dict, weights: torch.Tensor | None
         ce_B = torch.stack([c.mean(1) for c in torch.split(ce_BL, list(cfg.scales), dim=1)], dim=1).mean(1)
     else:
         ce_B = ce_BL.mean(1)
-    ce = weighted_mean(ce_B, weights)
+    ce = weighted_mean(ce_B, plan_weights)
     metrics = {"loss/ce": ce}
     loss = ce
 
@@ -111,7 +129,7 @@ def generator_losses(model: MageModel, batch: dict, weights: torch.Tensor | None
             cond_B = (x_hat[:, steps][..., cols] - batch["window"][:, steps][..., cols]).pow(2).mean((1, 2))
             if drop is not None:   # a plan drawn without R_0 cannot be held to it
                 cond_B = cond_B * (~drop).to(cond_B.dtype)
-            l_cond = weighted_mean(cond_B, weights)
+            l_cond = weighted_mean(cond_B, plan_weights)
             if "R0_relabel" in batch and cfg.rtg_conditioned:   # cond_relabel: under any target, start at s_0
                 R0_new = batch["R0_relabel"]
                 logits_new = model.generator(model.condition(batch["s0"], R0_new), tf_in, model.rtg_index).float()

@@ -30,7 +30,7 @@ ABLATIONS = [
     {"rtg_relative": True, "value_steps": 2, "target_rule": "fixed"},
     {"rtg_relative": True, "rtg_estimator": "n_step", "value_steps": 2},
     {"rtg_estimator": "n_step", "value_steps": 2, "plan_samples": 3, "plan_decoder": "anchored"},
-    {"stall_steps": 1}, {"ce_weighting": "scale"},
+    {"stall_steps": 1}, {"ce_weighting": "scale"}, {"advantage_beta": 3.0, "value_steps": 2, "td_expectile": 0.7},
 ]
 
 
@@ -396,6 +396,10 @@ def test_n_step_labels_come_from_the_stage_zero_value_and_set_the_rtg_statistics
         resolve_config({"rtg_relative": True, "value_steps": 2, "target_rule": "td"})
     with pytest.raises(ValueError, match="value_steps > 0"):
         resolve_config({"rtg_estimator": "n_step"})
+    with pytest.raises(ValueError, match="value_steps > 0"):
+        resolve_config({"advantage_beta": 3.0})
+    with pytest.raises(ValueError, match="advantage_beta must be >= 0"):
+        resolve_config({"advantage_beta": -1.0, "value_steps": 2})
 
 
 def test_guidance_mixes_the_logits_with_and_without_r0_and_dropped_rows_ignore_r0(data):

@@ -121,3 +121,33 @@ def test_ce_weighting_scale_averages_each_scale_alike():
     torch.testing.assert_close(got_position, ce_BL.mean(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(got_scale, by_scale.mean(), rtol=1e-5, atol=1e-6)
     assert abs(got_scale - got_position) > 1e-4
+
+
+def test_advantage_weights_are_iqls_clipped_exp_beta_a_in_reward_units():
+    from mage.training import EXP_ADV_MAX, advantage_weights
+
+    model = _model(advantage_beta=3.0, value_steps=1)
+    batch = _batch(model)
+    assert advantage_weights(_model(), batch, 50.0) is None   # advantage_beta 0: off
+    with torch.no_grad():
+        adv = (model.td_value.q(batch["s0"], batch["a0"]) - model.td_value(batch["s0"])[:, 0]) * 50.0
+    got = advantage_weights(model, batch, 50.0)
+    torch.testing.assert_close(got, torch.exp(3.0 * adv).clamp(max=EXP_ADV_MAX))
+    assert got.shape == (8,) and (got > 0).all() and got.max() <= EXP_ADV_MAX
+
+
+def test_advantage_weights_reshape_the_plan_losses_but_not_the_inverse_dynamics():
+    """With all weight on window 0, L_CE and L_cond are window 0's alone; L_inv stays the batch mean."""
+    from mage.training import generator_losses
+
+    model = _model(advantage_beta=3.0, value_steps=1)
+    batch = _batch(model)
+    torch.manual_seed(0)
+    plain = generator_losses(model, batch, None, 1.0)[1]
+    torch.manual_seed(0)
+    only_first = generator_losses(model, {**batch, "adv_weight": torch.eye(8)[0]}, None, 1.0)[1]
+    torch.manual_seed(0)
+    first_alone = generator_losses(model, {k: v[:1] for k, v in batch.items()}, None, 1.0)[1]
+    torch.testing.assert_close(only_first["loss/inv"], plain["loss/inv"])
+    torch.testing.assert_close(only_first["loss/ce"], first_alone["loss/ce"], rtol=1e-5, atol=1e-6)
+    assert abs(only_first["loss/ce"] - plain["loss/ce"]) > 1e-4
