@@ -20,7 +20,11 @@ Prints, on windows sampled from the run's dataset (states z-scored, actions in [
   candidate plans (greedy + 7 sampled) at data states within the reward radius of the goal and in the
   farther half of the data from it: the first action's norm (greedy, Q-picked, the data's), the mean
   correlation over candidates of Q with that norm and with the shortest-path cosine, and the path cosine
-  of greedy and picked actions.
+  of greedy and picked actions;
+- for a run trained with advantage_beta > 0, the stage-2 weights exp(beta A) on data windows: their mean,
+  the share at the clip, the effective sample size as a share of the windows (sum w)^2 / (n sum w^2), and,
+  with a goal, their mean within the reward radius and beyond it with the speed |v| of the states there,
+  plain and weighted (``--advantage-only`` prints just these).
 What was learnt with it on maze2d-umaze is in bench/README.md ("MAGE diagnostics").
 """
 from __future__ import annotations
@@ -39,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.mage_leads import load_run  # noqa: E402
 from mage.agent import MageAgent  # noqa: E402
 from mage.policy import candidate_plans, generate, plan_actions  # noqa: E402
-from mage.training import decoder_rtg, ground_truth_tokens  # noqa: E402
+from mage.training import EXP_ADV_MAX, advantage_weights, decoder_rtg, ground_truth_tokens  # noqa: E402
 
 TARGET_FRACTIONS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 RANKED_CANDIDATES = 8      # plan_rank q's candidates in the diagnosis: greedy + 7 sampled (bench/README.md E)
@@ -107,6 +111,8 @@ def diagnose(agent: MageAgent, data, goal_xy: np.ndarray | None = None, samples:
             row["goal_distance_plan_start"] = float(np.linalg.norm(xy[:, 0] - goal_xy, axis=-1).mean())
             row["goal_distance_plan_end"] = float(np.linalg.norm(xy[:, -1] - goal_xy, axis=-1).mean())
         out["by_target"].append(row)
+    if model.cfg.advantage_beta > 0:
+        out["advantage_weights"] = advantage_weight_figures(agent, batch, goal_xy)
     if model.td_value is not None and model.cfg.inverse_dynamics == "explicit" and goal_xy is not None:
         out["q_ranking"] = q_ranking(agent, data, goal_xy, path_direction, min(samples, 256), seed)
     return out
@@ -131,6 +137,28 @@ def _mean_row_correlation(a_NB: np.ndarray, b_NB: np.ndarray) -> float:
     """Mean over columns b of corr(a[:, b], b[:, b]) (columns where either is constant are skipped)."""
     return float(np.nanmean([np.corrcoef(a_NB[:, j], b_NB[:, j])[0, 1] for j in range(a_NB.shape[1])
                              if a_NB[:, j].std() > 0 and b_NB[:, j].std() > 0] or [np.nan]))
+
+
+@torch.no_grad()
+def advantage_weight_figures(agent: MageAgent, batch: dict, goal_xy: np.ndarray | None) -> dict:
+    """The advantage_beta weights of stage 2 on ``batch``'s windows; see the module docstring. Speeds in the
+    data's units, from the first two velocity features after the position (maze2d's (x, y, vx, vy))."""
+    norm = agent.norm
+    w = advantage_weights(agent.model, batch, norm.value_scale).cpu().numpy().astype(np.float64)
+    out = {"mean": float(w.mean()), "share_at_clip": float((w >= EXP_ADV_MAX).mean()),
+           "effective_sample_share": float(w.sum() ** 2 / (len(w) * (w ** 2).sum()))}
+    if goal_xy is None:
+        return out
+    s0 = batch["s0"].cpu().numpy() * norm.obs_std + norm.obs_mean
+    speed = np.linalg.norm(s0[:, 2:4], axis=1)
+    from suites.mazes import REWARD_RADIUS
+    near = np.linalg.norm(s0[:, :2] - goal_xy, axis=1) < REWARD_RADIUS
+    for name, rows in (("near_goal", near), ("elsewhere", ~near)):
+        if rows.any():
+            out[name] = {"share_of_windows": float(rows.mean()), "mean_weight": float(w[rows].mean()),
+                         "speed_plain": float(speed[rows].mean()),
+                         "speed_weighted": float((w[rows] * speed[rows]).sum() / w[rows].sum())}
+    return out
 
 
 @torch.no_grad()
@@ -193,6 +221,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", type=Path, help="results/runs/<run id> of a finished MAGE run")
     ap.add_argument("--samples", type=int, default=2048)
+    ap.add_argument("--advantage-only", action="store_true", help="only the advantage_beta weights' figures")
     args = ap.parse_args()
     result_path, checkpoint_path = args.run_dir / "result.json", args.run_dir / "checkpoint.pt"
     info = json.loads(result_path.read_text()) if result_path.exists() else {}
@@ -204,6 +233,13 @@ def main() -> None:
     spec = dataset_spec(key)
     goal = spec.hparams.get("diffuser", {}).get("goal_xy")
     way = maze_path_direction(spec.env.get("kwargs", {})["maze"]) if spec.suite == "maze2d" else None
+    if args.advantage_only:
+        if agent.cfg.advantage_beta == 0:
+            raise SystemExit(f"mage_diagnostics: {args.run_dir} was trained without advantage weights (advantage_beta 0)")
+        batch = agent._window_sampler(data, labelled=True).sample(args.samples, torch.Generator().manual_seed(0))
+        print(json.dumps(advantage_weight_figures(agent, batch, None if goal is None else np.asarray(goal, np.float64)),
+                         indent=1))
+        return
     figures = diagnose(agent, data, None if goal is None else np.asarray(goal, np.float64), args.samples,
                        path_direction=way)
     print(json.dumps(figures, indent=1))

@@ -202,6 +202,7 @@ def test_diagnostics_report_every_stage_and_the_response_to_the_target(data):
     assert [row["fraction"] for row in figures["by_target"]] == list(TARGET_FRACTIONS)
     assert all(row["goal_distance_plan_end"] > 0 for row in figures["by_target"])
     assert "q_ranking" not in figures            # no stage-0 Q to rank by
+    assert "advantage_weights" not in figures    # trained without advantage weights
 
 
 def test_diagnostics_show_what_the_q_rank_picks_near_and_far_from_the_goal(data):
@@ -216,6 +217,19 @@ def test_diagnostics_show_what_the_q_rank_picks_near_and_far_from_the_goal(data)
         assert row["states"] >= 2
         assert row["action_norm_q_picked"] > 0 and row["action_norm_greedy"] > 0
         assert -1 <= row["action_path_cosine_q_picked"] <= 1 and -1 <= row["q_norm_correlation"] <= 1
+
+
+def test_diagnostics_give_the_advantage_weights_near_the_goal_and_elsewhere(data):
+    from bench.mage_diagnostics import diagnose
+    from mage.training import EXP_ADV_MAX
+    agent = MageAgent(seed=0)
+    agent.fit(data, {**TEST_CONFIG, "advantage_beta": 3.0, "value_steps": 4}, 10)
+    figures = diagnose(agent, data, goal_xy=np.zeros(2), samples=256)["advantage_weights"]
+    assert 0 < figures["effective_sample_share"] <= 1 and 0 <= figures["share_at_clip"] <= 1
+    assert 0 < figures["mean"] <= EXP_ADV_MAX
+    near, elsewhere = figures["near_goal"], figures["elsewhere"]   # the point mass's data end at the origin
+    assert near["share_of_windows"] + elsewhere["share_of_windows"] == pytest.approx(1.0)
+    assert near["speed_plain"] > 0 and near["speed_weighted"] > 0
 
 
 def test_plan_probe_gives_a_plan_and_first_action_per_state_and_target(data):
