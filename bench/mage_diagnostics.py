@@ -44,6 +44,7 @@ from bench.mage_leads import load_run  # noqa: E402
 from mage.agent import MageAgent  # noqa: E402
 from mage.policy import candidate_plans, generate, plan_actions  # noqa: E402
 from mage.training import EXP_ADV_MAX, advantage_weights, decoder_rtg, ground_truth_tokens  # noqa: E402
+from suites.mazes import REWARD_RADIUS  # noqa: E402
 
 TARGET_FRACTIONS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 RANKED_CANDIDATES = 8      # plan_rank q's candidates in the diagnosis: greedy + 7 sampled (bench/README.md E)
@@ -151,7 +152,6 @@ def advantage_weight_figures(agent: MageAgent, batch: dict, goal_xy: np.ndarray 
         return out
     s0 = batch["s0"].cpu().numpy() * norm.obs_std + norm.obs_mean
     speed = np.linalg.norm(s0[:, 2:4], axis=1)
-    from suites.mazes import REWARD_RADIUS
     near = np.linalg.norm(s0[:, :2] - goal_xy, axis=1) < REWARD_RADIUS
     for name, rows in (("near_goal", near), ("elsewhere", ~near)):
         if rows.any():
@@ -166,7 +166,6 @@ def q_ranking(agent: MageAgent, data, goal_xy: np.ndarray, path_direction, state
     """What plan_rank q picks among RANKED_CANDIDATES plans at data states near the goal (within the reward
     radius) and far from it (beyond the data's median distance), at the config's acting target; see the
     module docstring."""
-    from suites.mazes import REWARD_RADIUS
 
     model, norm = agent.model.eval(), agent.norm
     rng, N = np.random.default_rng(seed), RANKED_CANDIDATES
