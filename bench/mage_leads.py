@@ -32,6 +32,10 @@ they stayed). Variants:
 Runs load with the MageConfig of this checkout over what their checkpoint saved: a run trained
 before a field existed gets that field's current default, so its model may not load.
 
+On maze2d it also prints the share of the episodes that start outside the goal's reward radius and reach
+it ("reached from outside"): an episode that starts in the goal cell (1 in 7 of the umaze starts) counts
+as a success before the first action, so the plain success rate of an agent that never navigates is not 0.
+
 It also prints how far R_t leaves the data's range (mean over episodes of the largest normalised R_t;
 the data's is at most 1) and the mean start error |s_0_hat - s_0|^2 (z-scored) of the plans acted on.
 """
@@ -188,6 +192,26 @@ def apply_variant(agent: MageAgent, variant: str, data, inverse_steps: int, seed
         raise SystemExit(f"mage_leads: unknown variant {variant!r}")
 
 
+def starts_inside_goal(key: str, episodes: int, seed: int) -> np.ndarray | None:
+    """[episodes] bool: whether episode i (env seed ``seed + i``, as ``evaluate`` plays it) starts within the
+    reward radius of the goal; None on environments whose reset does not name a goal (info["goal"])."""
+    from suites.envs import make_env
+    from suites.mazes import REWARD_RADIUS
+    from suites.registry import dataset_spec
+
+    env = make_env(dataset_spec(key))
+    try:
+        inside = []
+        for i in range(episodes):
+            obs, info = env.reset(seed=seed + i)
+            if "goal" not in info:
+                return None
+            inside.append(np.linalg.norm(np.asarray(obs[:2]) - info["goal"]) <= REWARD_RADIUS)
+        return np.array(inside)
+    finally:
+        env.close()
+
+
 def main() -> None:
     from harness.runs import eval_seed
     from suites.evaluation import evaluate
@@ -212,6 +236,7 @@ def main() -> None:
     for run_dir in args.runs:
         base, info = load_run(run_dir)
         data = load_offline_dataset(info["dataset"], info.get("data_profile") or info["profile"])
+        inside = starts_inside_goal(info["dataset"], args.episodes, eval_seed(info["seed"]))
         for variant in args.variants:
             agent = variant_agent(base, variant, data, args.inverse_steps, info["seed"])
             log = TargetLog(agent)
@@ -220,6 +245,8 @@ def main() -> None:
             row = {"run": run_dir.name, "seed": info["seed"], "variant": variant, "score": float(result.normalized.mean()),
                    "success": float(success.mean()) if success.size else None,
                    "return_given_success": float(result.returns[success].mean()) if success.any() else None,
+                   "reached_from_outside": (float(success[~inside].mean()) if inside is not None and success.size
+                                            and (~inside).any() else None),
                    "max_R": float(log.max_per_episode().mean()), "plan_start_error": log.mean_start_error(),
                    "normalized": result.normalized.tolist()}
             rows.append(row)
@@ -231,8 +258,8 @@ def main() -> None:
 
 
 def summary_table(rows: list[dict], episodes: int) -> str:
-    lines = [f"| variant | score, mean ± SE over seeds ({episodes} episodes each) | per seed | success | return given success "
-             "| max normalised R_t | plan start error |", "|---|---|---|---|---|---|---|"]
+    lines = [f"| variant | score, mean ± SE over seeds ({episodes} episodes each) | per seed | success | reached from outside "
+             "| return given success | max normalised R_t | plan start error |", "|---|---|---|---|---|---|---|---|"]
     for variant in dict.fromkeys(r["variant"] for r in rows):
         sel = [r for r in rows if r["variant"] == variant]
         scores = np.array([r["score"] for r in sel])
@@ -240,7 +267,7 @@ def summary_table(rows: list[dict], episodes: int) -> str:
         mean = lambda key: (np.mean([r[key] for r in sel if r.get(key) is not None])
                             if any(r.get(key) is not None for r in sel) else float("nan"))
         lines.append(f"| {variant} | {scores.mean():.1f} ± {se:.1f} | {', '.join(f'{s:.1f}' for s in scores)} | "
-                     f"{mean('success'):.2f} | {mean('return_given_success'):.0f} | {mean('max_R'):.2f} | "
+                     f"{mean('success'):.2f} | {mean('reached_from_outside'):.2f} | {mean('return_given_success'):.0f} | {mean('max_R'):.2f} | "
                      f"{mean('plan_start_error'):.2f} |")
     return "\n".join(lines)
 

@@ -232,6 +232,48 @@ def test_diagnostics_give_the_advantage_weights_near_the_goal_and_elsewhere(data
     assert near["speed_plain"] > 0 and near["speed_weighted"] > 0
 
 
+def test_leads_flag_the_episodes_that_start_inside_the_goal_radius():
+    from bench.mage_leads import starts_inside_goal
+    from suites.envs import make_env
+    from suites.mazes import REWARD_RADIUS
+    from suites.registry import dataset_spec
+    inside = starts_inside_goal("maze2d-umaze", 30, seed=10_000)
+    assert inside.shape == (30,) and 0 < inside.sum() < 30      # umaze: 1 start cell in 7 is the goal's
+    env = make_env(dataset_spec("maze2d-umaze"))
+    for i in (int(np.argmax(inside)), int(np.argmin(inside))):  # one of each, replayed on its own env seed
+        obs, info = env.reset(seed=10_000 + i)
+        assert (np.linalg.norm(obs[:2] - info["goal"]) <= REWARD_RADIUS) == inside[i]
+    assert starts_inside_goal("coinmaze", 3, seed=0) is None    # its reset names no goal: nothing to flag
+
+
+def test_stage_swap_keeps_one_seeds_tokenizer_and_takes_the_others_stage_2(data):
+    from bench.mage_stage_swap import STAGE2_ONLY_PREFIXES, hybrid_state, train_stage_one
+    config, steps = dict(TEST_CONFIG, tokenizer_fraction=0.5), 8
+    first, second = (train_stage_one(seed, data, config, steps, stage1_end=4) for seed in (0, 1))
+    assert first.step == second.step == 4
+    state = hybrid_state(first, second)
+    for key, value in state["model"].items():
+        source = second if key.startswith(STAGE2_ONLY_PREFIXES) else first
+        assert torch.equal(value, source.model.state_dict()[key]), key
+    assert any(k.startswith(STAGE2_ONLY_PREFIXES) for k in state["model"])
+    assert not torch.equal(first.model.state_dict()["encoder.inp.weight"], second.model.state_dict()["encoder.inp.weight"])
+    hybrid = MageAgent(seed=0)
+    hybrid.load_state_dict(state)
+    hybrid.fit(data, config, steps)          # stage 2 runs on from step 4 with the second seed's streams
+    assert hybrid.step == steps
+    whole = MageAgent(seed=1)
+    whole.fit(data, config, steps)           # the second seed's own run: same stage-2 randomness, other tokenizer
+    assert torch.equal(hybrid.model.state_dict()["encoder.inp.weight"], first.model.state_dict()["encoder.inp.weight"])
+    assert not torch.equal(hybrid.model.state_dict()["generator.head.weight"], whole.model.state_dict()["generator.head.weight"])
+    itself = MageAgent(seed=0)
+    itself.load_state_dict(hybrid_state(first, first))
+    itself.fit(data, config, steps)          # a seed swapped with itself is its own uninterrupted run
+    straight = MageAgent(seed=0)
+    straight.fit(data, config, steps)
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(itself.model.state_dict()[key], value), key
+
+
 def test_plan_probe_gives_a_plan_and_first_action_per_state_and_target(data):
     from bench.plan_probe import probe
     agent = MageAgent(seed=0)
