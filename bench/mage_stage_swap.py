@@ -6,7 +6,7 @@
 The first run gives the tokenizer, the second the generator's seed. Both runs' stage 1 is retrained
 here from their seeds, exactly as the harness trained it (the same config, data and RNG streams; the
 script checks that the retrained tokenizer equals the one in the first run's checkpoint, which stage 2
-never changes). Then stage 2 starts from the first run's stage-1 state (encoder, quantiser, decoder D,
+never changes, when that checkpoint is past stage 1; only the result.json is needed otherwise). Then stage 2 starts from the first run's stage-1 state (encoder, quantiser, decoder D,
 inverse heads, normaliser) with the second run's untrained stage-2 modules (generator, the adapters of
 D') and its random streams (dropout, Gumbel noise, batches), and trains to the run's last step. The
 hybrid is evaluated on the first run's evaluation episodes (seed 10,000 + its training seed) and
@@ -90,7 +90,9 @@ def main() -> None:
               if k.startswith(("encoder.", "quantizer.", "decoder.")) and not k.startswith(STAGE2_ONLY_PREFIXES)
               and k != "quantizer.usage_count"]
     retrained = tokenizer_agent.model.state_dict()
-    if not all(torch.equal(trained.model.state_dict()[k], retrained[k]) for k in frozen):
+    if trained.step < stage1_end:    # a checkpoint from within stage 1 (a stopped run) holds no finished tokenizer
+        print(f"tokenizer not checked: the checkpoint is at step {trained.step}, stage 1 ends at {stage1_end}")
+    elif not all(torch.equal(trained.model.state_dict()[k], retrained[k]) for k in frozen):
         sys.exit("the retrained tokenizer differs from the checkpoint's: this machine does not reproduce the run")
     generator_agent = train_stage_one(other_info["seed"], data, config, steps, stage1_end)
     hybrid = MageAgent(seed=info["seed"])
