@@ -4,7 +4,9 @@
 
 Prints, on windows sampled from the run's dataset (states z-scored, actions in [-1, 1]):
 - the action variance (the error of always acting with the mean action);
-- tokenizer: state reconstruction MSE; latent inverse dynamics I(Z) on the encoder's Z;
+- tokenizer: state reconstruction MSE; latent inverse dynamics I(Z) on the encoder's Z; how much of the
+  window's course its first k scales fix (the displacement correlation of the window decoded by D from the
+  tokens of scales 1 .. k only, k = 1 .. K);
 - generator, teacher-forced: how many nats per token R_0 is worth at each scale (the CE with R_0 shuffled
   over the batch minus the CE with the window's own R_0; scale 1 is the coarse choice of route);
 - generator (greedy, given the data's s_0 and R_0): token accuracy per scale; I(Z) on the generated
@@ -77,6 +79,8 @@ def diagnose(agent: MageAgent, data, goal_xy: np.ndarray | None = None, samples:
         x_rec = model.decoder(f_true, R0).float()
         out["recon_state_mse"] = float((x_rec[..., lay.states] - batch["window"][..., lay.states]).pow(2).mean())
     out["inverse_mse_true_Z"] = float((model.latent_inverse(f_true) - batch["a0"]).pow(2).mean())
+    if lay.states is not None:
+        out["coarse_displacement_corr"] = coarse_displacement_correlation(model, tokens, R0, batch["window"][..., lay.states])
     out["r0_nats_per_scale"] = r0_nats_per_scale(model, batch, tokens, seed)
     generated, _, f_gen = generate(model, model.condition(batch["s0"], batch["R0"]))
     out["token_accuracy_per_scale"] = [float((g == t).float().mean()) for g, t in zip(generated, tokens)]
@@ -117,6 +121,16 @@ def diagnose(agent: MageAgent, data, goal_xy: np.ndarray | None = None, samples:
     if model.td_value is not None and model.cfg.inverse_dynamics == "explicit" and goal_xy is not None:
         out["q_ranking"] = q_ranking(agent, data, goal_xy, path_direction, min(samples, 256), seed)
     return out
+
+
+def coarse_displacement_correlation(model, tokens: list[torch.Tensor], R0_B1: torch.Tensor,
+                                    true_BHS: torch.Tensor) -> list[float]:
+    """[K] the displacement correlation of the data windows decoded by D from their first k scales' tokens
+    only, k = 1 .. K: how much of the window's course the coarse tokens (the generator's first choices) fix."""
+    features = model.quantizer.tokens_to_scale_features(tokens)
+    layout = model.layout
+    return [displacement_correlation(model.decoder(torch.stack(features[:k]).sum(0), R0_B1).float()[..., layout.states],
+                                     true_BHS) for k in range(1, len(features) + 1)]
 
 
 @torch.no_grad()

@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("generator_run", type=Path)
     ap.add_argument("--episodes", type=int, default=50)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--save", type=Path, metavar="RUN_DIR",
+                    help="keep the hybrid as a run folder (checkpoint.pt, result.json) for mage_leads / mage_diagnostics")
     args = ap.parse_args()
     torch.set_num_threads(1)
     trained, info = load_run(args.tokenizer_run)
@@ -111,6 +113,12 @@ def main() -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"command": " ".join(sys.argv), "row": row}, indent=1))
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+        torch.save({"agent": hybrid.state_dict()}, args.save / "checkpoint.pt")
+        kept = {k: info[k] for k in ("method", "dataset", "seed", "profile", "data_profile", "config", "steps", "eval_seed")}
+        (args.save / "result.json").write_text(json.dumps({**kept, "generator_seed": other_info["seed"],
+                                                          "score": row["score"], "success": success.tolist()}))
 
 
 if __name__ == "__main__":

@@ -193,6 +193,8 @@ def test_diagnostics_report_every_stage_and_the_response_to_the_target(data):
     assert len(figures["token_accuracy_per_scale"]) == TEST_CONFIG["num_scales"]
     assert all(0.0 <= a <= 1.0 for a in figures["token_accuracy_per_scale"])
     assert len(figures["r0_nats_per_scale"]) == TEST_CONFIG["num_scales"]
+    coarse = figures["coarse_displacement_corr"]
+    assert len(coarse) == TEST_CONFIG["num_scales"] and all(-1 <= c <= 1 for c in coarse)
     assert any(abs(n) > 1e-4 for n in figures["r0_nats_per_scale"])   # a conditioned generator reads R_0
     blind = MageAgent(seed=0)
     blind.fit(data, {**TEST_CONFIG, "rtg_mode": "none"}, 4)
