@@ -212,6 +212,14 @@ def starts_inside_goal(key: str, episodes: int, seed: int) -> np.ndarray | None:
         env.close()
 
 
+def reached_from_outside(success: np.ndarray, inside: np.ndarray | None) -> float | None:
+    """Share of the episodes starting outside the goal radius (``inside`` False) that reached the goal
+    (``success``, [episodes] bool); None without start flags or when every episode starts inside."""
+    if inside is None or not success.size or inside.all():
+        return None
+    return float(success[~inside].mean())
+
+
 def main() -> None:
     from harness.runs import eval_seed
     from suites.evaluation import evaluate
@@ -245,8 +253,7 @@ def main() -> None:
             row = {"run": run_dir.name, "seed": info["seed"], "variant": variant, "score": float(result.normalized.mean()),
                    "success": float(success.mean()) if success.size else None,
                    "return_given_success": float(result.returns[success].mean()) if success.any() else None,
-                   "reached_from_outside": (float(success[~inside].mean()) if inside is not None and success.size
-                                            and (~inside).any() else None),
+                   "reached_from_outside": reached_from_outside(success, inside),
                    "max_R": float(log.max_per_episode().mean()), "plan_start_error": log.mean_start_error(),
                    "normalized": result.normalized.tolist()}
             rows.append(row)

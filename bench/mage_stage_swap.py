@@ -6,8 +6,8 @@
 The first run gives the tokenizer, the second the generator's seed. Both runs' stage 1 is retrained
 here from their seeds, exactly as the harness trained it (the same config, data and RNG streams; the
 script checks that the retrained tokenizer equals the one in the first run's checkpoint, which stage 2
-never changes, when that checkpoint is past stage 1; only the result.json is needed otherwise). Then stage 2 starts from the first run's stage-1 state (encoder, quantiser, decoder D,
-inverse heads, normaliser) with the second run's untrained stage-2 modules (generator, the adapters of
+never changes, when that checkpoint is past stage 1; only the result.json is needed otherwise). Then
+stage 2 starts from the first run's stage-1 state (encoder, quantiser, decoder D, inverse heads, normaliser) with the second run's untrained stage-2 modules (generator, the adapters of
 D') and its random streams (dropout, Gumbel noise, batches), and trains to the run's last step. The
 hybrid is evaluated on the first run's evaluation episodes (seed 10,000 + its training seed) and
 prints score, success and the share of the episodes starting outside the goal radius that reach it.
@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.mage_leads import load_run, starts_inside_goal  # noqa: E402
+from bench.mage_leads import load_run, reached_from_outside, starts_inside_goal  # noqa: E402
 from mage.agent import MageAgent  # noqa: E402
 
 # modules that stage 1 leaves untouched (their state at the end of stage 1 is their initialisation)
@@ -106,8 +106,7 @@ def main() -> None:
     inside = starts_inside_goal(info["dataset"], args.episodes, seed)
     row = {"tokenizer_seed": info["seed"], "generator_seed": other_info["seed"], "dataset": info["dataset"],
            "score": float(result.normalized.mean()), "success": float(success.mean()) if success.size else None,
-           "reached_from_outside": (float(success[~inside].mean()) if inside is not None and success.size
-                                    and (~inside).any() else None),
+           "reached_from_outside": reached_from_outside(success, inside),
            "normalized": result.normalized.tolist()}
     print(json.dumps({k: v for k, v in row.items() if k != "normalized"}))
     if args.out:

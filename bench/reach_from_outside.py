@@ -21,19 +21,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.mage_leads import starts_inside_goal  # noqa: E402
+from bench.mage_leads import reached_from_outside, starts_inside_goal  # noqa: E402
 
 
-def reach_from_outside(result: dict) -> float | None:
+def run_reach_from_outside(result: dict) -> float | None:
     """Share of the run's episodes that start outside the goal radius and reach the goal; None when the
     environment names no goal, the run kept no per-episode success, or every episode starts inside."""
     success = np.asarray(result.get("success") or [], bool)
     if not success.size:
         return None
-    inside = starts_inside_goal(result["dataset"], success.size, result["eval_seed"])
-    if inside is None or inside.all():
-        return None
-    return float(success[~inside].mean())
+    return reached_from_outside(success, starts_inside_goal(result["dataset"], success.size, result["eval_seed"]))
 
 
 def main() -> None:
@@ -46,7 +43,7 @@ def main() -> None:
             result = json.loads(path.read_text())
             if not result["dataset"].startswith("maze2d"):
                 continue
-            reach = reach_from_outside(result)
+            reach = run_reach_from_outside(result)
             if reach is not None:
                 cells[(str(folder), result["method"], result["dataset"])].append(
                     (result["seed"], reach, float(np.mean(result["success"]))))

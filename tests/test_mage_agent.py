@@ -246,6 +246,11 @@ def test_leads_flag_the_episodes_that_start_inside_the_goal_radius():
         obs, info = env.reset(seed=10_000 + i)
         assert (np.linalg.norm(obs[:2] - info["goal"]) <= REWARD_RADIUS) == inside[i]
     assert starts_inside_goal("coinmaze", 3, seed=0) is None    # its reset names no goal: nothing to flag
+    from bench.mage_leads import reached_from_outside
+    never_navigates = inside.copy()                               # succeeds only where it starts at the goal
+    assert reached_from_outside(never_navigates, inside) == 0.0 and never_navigates.mean() > 0
+    assert reached_from_outside(~inside, inside) == 1.0
+    assert reached_from_outside(inside, None) is None and reached_from_outside(inside, np.ones(30, bool)) is None
 
 
 def test_stage_swap_keeps_one_seeds_tokenizer_and_takes_the_others_stage_2(data):
