@@ -84,9 +84,7 @@ def main() -> None:
         sys.exit("the two runs differ in dataset, config or steps: a swap needs the same recipe")
     data = load_offline_dataset(info["dataset"], info.get("data_profile") or info["profile"])
     config, steps = dict(info["config"]), info["steps"]
-    cfg = trained.cfg
-    stage0_end = cfg.value_steps if cfg.needs_td_value else 0
-    stage1_end = stage0_end + int(round(cfg.tokenizer_fraction * (steps - stage0_end)))
+    _, stage1_end = trained.cfg.stage_ends(steps)
     tokenizer_agent = train_stage_one(info["seed"], data, config, steps, stage1_end)
     frozen = [k for k in trained.model.state_dict()   # stage 1's own modules (usage_count counts on in stage 2)
               if k.startswith(("encoder.", "quantizer.", "decoder.")) and not k.startswith(STAGE2_ONLY_PREFIXES)

@@ -114,11 +114,10 @@ class MageAgent:
         if self.norm is None:
             self.norm = Normalizer.from_data(data, cfg.target_return_quantile, cfg.target_return_scale,
                                              cfg.rtg_discount, cfg.rtg_across_cuts)
-        stage0_end = cfg.value_steps if cfg.needs_td_value else 0
+        stage0_end, stage1_end = cfg.stage_ends(steps)
         if steps <= stage0_end:
             raise ValueError(f"MAGE trains {steps} steps, no more than its value_steps ({stage0_end}): "
                              f"give it more steps than value_steps")
-        stage1_end = stage0_end + int(round(cfg.tokenizer_fraction * (steps - stage0_end)))
         with self._own_rng():
             if self.model is None:
                 self._build(data.obs_dim, data.act_dim)

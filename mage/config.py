@@ -271,6 +271,12 @@ class MageConfig:
         return (self.rtg_estimator == "n_step" or self.target_rule == "td" or self.rtg_relative
                 or self.advantage_beta > 0)
 
+    def stage_ends(self, steps: int) -> tuple[int, int]:
+        """(stage 0's last step + 1, stage 1's last step + 1) of a fit of ``steps`` steps: stage 0 (the TD value)
+        takes value_steps when needed, stage 1 (tokenizer) round(tokenizer_fraction * the rest), stage 2 the rest."""
+        stage0_end = self.value_steps if self.needs_td_value else 0
+        return stage0_end, stage0_end + int(round(self.tokenizer_fraction * (steps - stage0_end)))
+
     @property
     def rtg_conditioned(self) -> bool:
         return self.rtg_mode == "condition"
