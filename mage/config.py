@@ -160,6 +160,8 @@ class MageConfig:
                                         # 3.0 +- 17.6 against the defaults' 25.9 +- 18.1 (5 seeds): the suite's gamma stays
     rtg_across_cuts: bool = False       # not in paper: for data cut from one continuing stream (OfflineDataset.continuing),
                                         # RTG runs on past the cuts and windows span them, as the stream does
+                                        # Measured (bench/README.md "Issue 15" L, umaze, 4 seeds): -9.5 +- 10.0 against
+                                        # the defaults' 36.2 +- 19.2 on the same seeds (reaches the goal, then leaves): off
     generator_inputs: str = "teacher"   # not in paper as such: "teacher" = one teacher-forced pass from the true tokens
                                         # (VAR's training); "sampled" = Alg. 5's loop, scale by scale on its own Gumbel samples.
                                         # Measured (bench/README.md "Issue 15" K, umaze, 4 seeds): sampled 10.6 +- 18.0
@@ -169,6 +171,8 @@ class MageConfig:
                                         # where the agent is, whatever the plan's start error
     inverse_input: str = "true"         # not in paper: stage 2 trains I on the true Z (eq. 6) or on the Z of the
                                         # generator's greedy tokens, which is what I reads while acting
+                                        # Measured (bench/README.md "Issue 15" L, umaze, 4 seeds, acting through I(Z)):
+                                        # generated -7.2 +- 3.3, true -9.3 +- 0.4; under the explicit head it does not act: true
     plan_samples: int = 1               # not in paper (which acts on the greedy plan, l.472): > 1 = the greedy plan and
                                         # plan_samples - 1 sampled ones, the best by plan_rank acts (TAP's value-ranked
                                         # sampling); needs a stage-0 value, the explicit head and a state scheme; acts on
