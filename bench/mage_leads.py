@@ -15,7 +15,8 @@ they stayed). Variants:
   other stages does; nothing else changes), x scaling V;
 - ``td[:tau[:x[:n]]]``: target rule "td", x times IQL's V(s): the run's own stage-0 value (``td`` or
   ``td::x``), or one fitted here by TD for n steps (default 20,000) at expectile tau when tau is given;
-- ``decoder:adapted|base|anchored``: the plan_decoder that turns the generated tokens into the plan;
+- ``decoder:adapted|base|anchored|switched[:v]``: the plan_decoder that turns the generated tokens into the plan
+  (``switched:v``: D below V(s_0) = v, D' from v on; MageConfig.switch_value);
 - ``samples:n[:rank]``: act on the best of n plans (greedy + n - 1 sampled), ranked by the stage-0 value of
   the last state (rank ``value``), its mean over the plan's states (``mean_value``), the stage-0 Q of s_0
   and the plan's first action (``q``) or the plan's decoded R_0 (``return``);
@@ -175,6 +176,8 @@ def apply_variant(agent: MageAgent, variant: str, data, inverse_steps: int, seed
             raise SystemExit(f"mage_leads: variant {variant!r}: the run has no stage-0 value; give td:TAU to fit one")
     elif name == "decoder":
         cfg.plan_decoder = args[0]
+        if len(args) > 1:
+            cfg.switch_value = float(args[1])
     elif name == "samples":
         cfg.plan_samples = int(args[0])
         cfg.plan_rank = args[1] if len(args) > 1 else "value"

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.mage_leads import load_run  # noqa: E402
 from mage.agent import MageAgent  # noqa: E402
+from mage.config import PLAN_DECODERS  # noqa: E402
 from mage.policy import generate, plan_actions  # noqa: E402
 
 DEFAULT_TARGETS = (0.0, 0.27, 0.5, 0.71, 1.0, 1.5)   # 0.27 / 0.71: the data's RTG of the direct route / full tour from S
@@ -82,7 +83,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", type=Path, help="results/runs/<run id> of a finished MAGE run")
     ap.add_argument("--targets", type=float, nargs="+", default=list(DEFAULT_TARGETS))
-    ap.add_argument("--decoder", choices=("adapted", "base", "anchored"), help="plan_decoder (default: the run's)")
+    ap.add_argument("--decoder", choices=PLAN_DECODERS, help="plan_decoder (default: the run's)")
     ap.add_argument("--guidance", type=float, help="classifier-free guidance w (a run trained with rtg_dropout > 0)")
     ap.add_argument("--states", help="JSON list of raw observations (default on the coin maze: the three probe states)")
     args = ap.parse_args()

@@ -21,7 +21,7 @@ GENERATOR_INPUTS = ("teacher", "sampled")
 INVERSE_INPUTS = ("true", "generated")
 EXPLICIT_FROM = ("plan", "observed")
 RTG_ESTIMATORS = ("monte_carlo", "n_step")
-PLAN_DECODERS = ("adapted", "base", "anchored")
+PLAN_DECODERS = ("adapted", "base", "anchored", "switched")
 PLAN_RANKS = ("value", "mean_value", "q", "return")
 COND_SPANS = ("first", "window")
 CE_WEIGHTINGS = ("position", "scale")
@@ -67,7 +67,10 @@ class MageConfig:
                                         # by L_cond on step 0 only, and nothing holds its later steps to the data. Measured
                                         # (bench/README.md "Issue 15" D, E): through D' the plan's displacement correlates
                                         # -0.2 with the data's, through D +0.7; D reaches the goal more often, D' stays
-                                        # longer; neither wins over seeds, so the paper's D' stays the default
+                                        # longer; neither wins over seeds, so the paper's D' stays the default.
+                                        # switched = D where the return head's V(s_0) < switch_value, D' where it is
+                                        # above (near the goal): D's reach with D''s stay (bench/README.md "Issue 15" M)
+    switch_value: float = 0.5           # not in paper: V(s_0) (normalised RTG) from which plan_decoder "switched" decodes by D'
     adapter_dim: int = 32               # not in paper: Houlsby bottleneck width (their typical 16-64)
     phi_ratio: float = 0.5              # not in paper: VAR's Phi residual mix (quant_resi = 0.5)
     vq_beta: float = 0.25               # not in paper: commitment weight of VQ-VAE (van den Oord et al.) / VAR
@@ -210,6 +213,9 @@ class MageConfig:
         _check_choice("plan_rank", self.plan_rank, PLAN_RANKS)
         _check_choice("cond_span", self.cond_span, COND_SPANS)
         _check_choice("ce_weighting", self.ce_weighting, CE_WEIGHTINGS)
+        if self.plan_decoder == "switched" and self.target_rule != "value":
+            raise ValueError(f"plan_decoder switched reads the return head V(s_0): it needs target_rule value, "
+                             f"got {self.target_rule!r}")
         if self.plan_rank == "return" and self.scheme != "rs":
             raise ValueError(f"plan_rank return reads the plan's R channel: it needs scheme rs, got {self.scheme!r}")
         for name in ("num_blocks", "num_heads", "embed_dim", "horizon", "codebook_size", "codebook_dim", "lr",

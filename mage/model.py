@@ -67,8 +67,14 @@ class MageModel(nn.Module):
         """The plan [B, H, F] of generated latents under ``decoder`` (default the config's plan_decoder):
         adapted = D'(Z, R_0) (adapters on under decoder_refinement "adapter", given the condition (s_0, R_0)
         under adapter_condition); base = D(Z, R_0); anchored = D(Z, R_0) with its states moved by
-        s_0 - s_0_hat. R_0 zeroed when it is not a condition."""
+        s_0 - s_0_hat; switched = base where the return head's V(s_0) < cfg.switch_value, adapted where it is
+        not (both decoded, rows chosen by torch.where: no data-dependent shapes). R_0 zeroed when it is not a
+        condition."""
         decoder = decoder or self.cfg.plan_decoder
+        if decoder == "switched":
+            near_B11 = (self.return_head(s0_BS).float() >= self.cfg.switch_value)[:, :, None]
+            return torch.where(near_B11, self.plan_window(f_hat_BCH, s0_BS, R0_B1, "adapted"),
+                               self.plan_window(f_hat_BCH, s0_BS, R0_B1, "base"))
         R0 = R0_B1 if self.cfg.rtg_conditioned else torch.zeros_like(R0_B1)
         adapted = decoder == "adapted" and self.uses_adapters()
         x_BHF = self.decoder(f_hat_BCH, R0, use_adapters=adapted, cond_BD=self.condition(s0_BS, R0_B1))

@@ -75,6 +75,7 @@ CONFIGS = [
     pytest.param({"rtg_dropout": 0.5, "guidance": 2.0, "rtg_in_fine_scales": False}, id="guided-no-rtg-in-fine-scales"),
     pytest.param({"plan_decoder": "anchored"}, id="anchored-plan"),
     pytest.param({"plan_decoder": "base"}, id="base-decoder-plan"),
+    pytest.param({"plan_decoder": "switched", "target_rule": "value"}, id="switched-decoder-plan"),
 ]
 
 

@@ -27,6 +27,7 @@ ABLATIONS = [
     {"target_rule": "rolled"}, {"rtg_estimator": "n_step", "value_steps": 2},
     {"rtg_estimator": "n_step", "value_steps": 2, "rtg_across_cuts": True, "bootstrap_steps": 3},
     {"rtg_dropout": 0.5, "guidance": 2.0}, {"plan_decoder": "base"}, {"plan_decoder": "anchored"},
+    {"plan_decoder": "switched", "target_rule": "value"},
     {"rtg_relative": True, "value_steps": 2, "target_rule": "fixed"},
     {"rtg_relative": True, "rtg_estimator": "n_step", "value_steps": 2},
     {"rtg_estimator": "n_step", "value_steps": 2, "plan_samples": 3, "plan_decoder": "anchored"},
@@ -529,3 +530,26 @@ def test_sampled_plans_act_on_the_candidate_whose_last_state_the_value_rates_hig
         torch.testing.assert_close(acted_q, firsts[q.argmax(0), torch.arange(3)])
     with pytest.raises(ValueError, match="plan_samples"):
         resolve_config({"plan_samples": 4})
+
+
+def test_switched_decoder_plans_through_d_prime_where_the_value_is_high_and_through_d_elsewhere(data):
+    """plan_decoder switched: row b is D'(Z) where V(s_0) >= switch_value, D(Z) where it is below."""
+    from mage.policy import generate
+    agent = MageAgent(seed=0)
+    agent.fit(data, {**TEST_CONFIG, "target_rule": "value", "plan_decoder": "switched"}, 8)
+    model = agent.model.eval()
+    s0 = torch.as_tensor(agent.norm.obs(data.observations[::9][:16]).astype(np.float32))
+    R0 = agent._acting_target(s0)
+    with torch.no_grad():
+        _, _, f_hat = generate(model, model.condition(s0, R0))
+        value = model.return_head(s0)[:, 0]
+        model.cfg.switch_value = float(value.median())
+        near = value >= model.cfg.switch_value
+        adapted, base = (model.plan_window(f_hat, s0, R0, d) for d in ("adapted", "base"))
+        switched = model.plan_window(f_hat, s0, R0)
+    assert 0 < int(near.sum()) < len(near)
+    assert not torch.allclose(adapted, base)
+    torch.testing.assert_close(switched[near], adapted[near])
+    torch.testing.assert_close(switched[~near], base[~near])
+    with pytest.raises(ValueError, match="switched"):
+        resolve_config({"plan_decoder": "switched", "target_rule": "fixed"})
