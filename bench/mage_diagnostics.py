@@ -18,6 +18,8 @@ Prints, on windows sampled from the run's dataset (states z-scored, actions in [
   to the goal at the plan's start and end; on maze2d, the cosine between the plan's displacement and the
   direction of the maze's shortest path to the goal, and the same for the action (the data's: printed
   beside, as the behaviour's level);
+- for a run with a return head (target_rule value) on a goal-reaching suite, its V(s) over the data's states
+  per band of distance to the goal, with the share at or above switch_value (plan_decoder "switched");
 - for a run with a stage-0 twin Q (value_steps) and the explicit head, how plan_rank q chooses among 8
   candidate plans (greedy + 7 sampled) at data states within the reward radius of the goal and in the
   farther half of the data from it: the first action's norm (greedy, Q-picked, the data's), the mean
@@ -49,6 +51,7 @@ from mage.training import EXP_ADV_MAX, advantage_weights, decoder_rtg, ground_tr
 from suites.mazes import REWARD_RADIUS  # noqa: E402
 
 TARGET_FRACTIONS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+GOAL_DISTANCE_BANDS = (0.0, REWARD_RADIUS, 1.0, 2.0, 4.0, np.inf)   # position units; maze cells are 1 wide
 RANKED_CANDIDATES = 8      # plan_rank q's candidates in the diagnosis: greedy + 7 sampled (bench/README.md E)
 
 
@@ -116,6 +119,8 @@ def diagnose(agent: MageAgent, data, goal_xy: np.ndarray | None = None, samples:
             row["goal_distance_plan_start"] = float(np.linalg.norm(xy[:, 0] - goal_xy, axis=-1).mean())
             row["goal_distance_plan_end"] = float(np.linalg.norm(xy[:, -1] - goal_xy, axis=-1).mean())
         out["by_target"].append(row)
+    if model.return_head is not None and goal_xy is not None:
+        out["return_head_by_goal_distance"] = return_head_by_goal_distance(agent, data, goal_xy)
     if model.cfg.advantage_beta > 0:
         out["advantage_weights"] = advantage_weight_figures(agent, batch, goal_xy)
     if model.td_value is not None and model.cfg.inverse_dynamics == "explicit" and goal_xy is not None:
@@ -176,6 +181,24 @@ def advantage_weight_figures(agent: MageAgent, batch: dict, goal_xy: np.ndarray 
 
 
 @torch.no_grad()
+@torch.no_grad()
+def return_head_by_goal_distance(agent: MageAgent, data, goal_xy: np.ndarray) -> list[dict]:
+    """The return head's V(s) (normalised RTG, before target_return_scale) over the data's states, per band
+    of distance to the goal (GOAL_DISTANCE_BANDS, position units): its mean, its 10% and 90% quantiles and
+    the share of states at or above cfg.switch_value, where plan_decoder "switched" decodes by D'."""
+    model, norm = agent.model.eval(), agent.norm
+    value = model.return_head(torch.as_tensor(norm.obs(data.observations).astype(np.float32)))[:, 0].float().numpy()
+    distance = np.linalg.norm(data.observations[:, :2] - goal_xy, axis=1)
+    rows = []
+    for low, high in zip(GOAL_DISTANCE_BANDS[:-1], GOAL_DISTANCE_BANDS[1:]):
+        v = value[(distance >= low) & (distance < high)]
+        if v.size:
+            rows.append({"distance_from": low, "distance_to": high, "states": int(v.size), "mean": float(v.mean()),
+                         "q10": float(np.quantile(v, 0.1)), "q90": float(np.quantile(v, 0.9)),
+                         "share_at_or_above_switch_value": float((v >= model.cfg.switch_value).mean())})
+    return rows
+
+
 def q_ranking(agent: MageAgent, data, goal_xy: np.ndarray, path_direction, states: int, seed: int) -> dict:
     """What plan_rank q picks among RANKED_CANDIDATES plans at data states near the goal (within the reward
     radius) and far from it (beyond the data's median distance), at the config's acting target; see the

@@ -205,6 +205,7 @@ def test_diagnostics_report_every_stage_and_the_response_to_the_target(data):
     assert [row["fraction"] for row in figures["by_target"]] == list(TARGET_FRACTIONS)
     assert all(row["goal_distance_plan_end"] > 0 for row in figures["by_target"])
     assert "q_ranking" not in figures            # no stage-0 Q to rank by
+    assert "return_head_by_goal_distance" in figures   # the default target rule reads a return head
     assert "advantage_weights" not in figures    # trained without advantage weights
 
 
@@ -553,3 +554,22 @@ def test_switched_decoder_plans_through_d_prime_where_the_value_is_high_and_thro
     torch.testing.assert_close(switched[~near], base[~near])
     with pytest.raises(ValueError, match="switched"):
         resolve_config({"plan_decoder": "switched", "target_rule": "fixed"})
+
+
+def test_diagnostics_give_the_return_head_by_distance_to_the_goal(data):
+    from bench.mage_diagnostics import diagnose
+    agent = MageAgent(seed=0)
+    agent.fit(data, {**TEST_CONFIG, "target_rule": "value"}, 30)
+    agent.model.cfg.switch_value = 0.2
+    bands = diagnose(agent, data, goal_xy=np.zeros(2), samples=64)["return_head_by_goal_distance"]
+    assert sum(b["states"] for b in bands) == len(data.observations)
+    assert [b["distance_from"] for b in bands] == sorted(b["distance_from"] for b in bands)
+    for b in bands:
+        assert b["q10"] <= b["mean"] <= b["q90"] and 0 <= b["share_at_or_above_switch_value"] <= 1
+    obs = data.observations
+    with torch.no_grad():
+        value = agent.model.return_head(torch.as_tensor(agent.norm.obs(obs).astype(np.float32)))[:, 0].numpy()
+    inside = np.linalg.norm(obs[:, :2], axis=1) < 0.5
+    assert bands[0]["distance_to"] == 0.5 and bands[0]["states"] == int(inside.sum())
+    assert bands[0]["mean"] == pytest.approx(float(value[inside].mean()), rel=1e-5)
+    assert bands[0]["share_at_or_above_switch_value"] == pytest.approx(float((value[inside] >= 0.2).mean()))
