@@ -69,7 +69,9 @@ class MageConfig:
                                         # -0.2 with the data's, through D +0.7; D reaches the goal more often, D' stays
                                         # longer; neither wins over seeds, so the paper's D' stays the default.
                                         # switched = D where the return head's V(s_0) < switch_value, D' where it is
-                                        # above (near the goal): D's reach with D''s stay (bench/README.md "Issue 15" M)
+                                        # above (near the goal). Measured (bench/README.md "Issue 15" M), the defaults'
+                                        # models at 0.5: umaze 39.6 +- 16.7 (5 seeds; as trained 25.9 +- 18.1, IQL 67.1),
+                                        # medium -7.7 +- 0.1 (D alone -4.8 +- 1.3): off
     switch_value: float = 0.5           # not in paper: V(s_0) (normalised RTG) from which plan_decoder "switched" decodes by D'
     adapter_dim: int = 32               # not in paper: Houlsby bottleneck width (their typical 16-64)
     phi_ratio: float = 0.5              # not in paper: VAR's Phi residual mix (quant_resi = 0.5)
