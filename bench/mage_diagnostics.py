@@ -181,7 +181,6 @@ def advantage_weight_figures(agent: MageAgent, batch: dict, goal_xy: np.ndarray 
 
 
 @torch.no_grad()
-@torch.no_grad()
 def return_head_by_goal_distance(agent: MageAgent, data, goal_xy: np.ndarray) -> list[dict]:
     """The return head's V(s) (normalised RTG, before target_return_scale) over the data's states, per band
     of distance to the goal (GOAL_DISTANCE_BANDS, position units): its mean, its 10% and 90% quantiles and
@@ -199,6 +198,7 @@ def return_head_by_goal_distance(agent: MageAgent, data, goal_xy: np.ndarray) ->
     return rows
 
 
+@torch.no_grad()
 def q_ranking(agent: MageAgent, data, goal_xy: np.ndarray, path_direction, states: int, seed: int) -> dict:
     """What plan_rank q picks among RANKED_CANDIDATES plans at data states near the goal (within the reward
     radius) and far from it (beyond the data's median distance), at the config's acting target; see the
