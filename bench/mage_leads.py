@@ -17,9 +17,12 @@ they stayed). Variants:
   ``td::x``), or one fitted here by TD for n steps (default 20,000) at expectile tau when tau is given;
 - ``decoder:adapted|base|anchored|switched[:v]``: the plan_decoder that turns the generated tokens into the plan
   (``switched:v``: D below V(s_0) = v, D' from v on; MageConfig.switch_value);
-- ``samples:n[:rank]``: act on the best of n plans (greedy + n - 1 sampled), ranked by the stage-0 value of
+- ``critic[:tau[:n]]``: IQL's V and twin Q fitted here by TD (n steps, default 20,000, expectile tau, default
+  0.9) as stage 0 trains them, the acting target left as the run has it (for ``samples`` on runs without one);
+- ``samples:n[:rank[:beta]]``: act on the best of n plans (greedy + n - 1 sampled), ranked by the stage-0 value of
   the last state (rank ``value``), its mean over the plan's states (``mean_value``), the stage-0 Q of s_0
-  and the plan's first action (``q``) or the plan's decoded R_0 (``return``);
+  and the plan's first action (``q``) or the plan's decoded R_0 (``return``); ``q_mean``: the n first actions
+  averaged with IQL's weights exp(beta A) (MageConfig.plan_beta, default 3);
 - ``stall:k[:r]``: the stall escape (MageConfig.stall_steps k, stall_radius r): a plan drawn token by token
   once the agent has stood within r (z-scored) of one point for k steps without reward;
 - ``guidance:w``: classifier-free guidance w while acting (a run trained with rtg_dropout > 0);
@@ -174,6 +177,8 @@ def apply_variant(agent: MageAgent, variant: str, data, inverse_steps: int, seed
             fit_td_value(agent, data, float(args[0]), int(args[2]) if len(args) > 2 else 20_000, seed)
         elif agent.model.td_value is None:
             raise SystemExit(f"mage_leads: variant {variant!r}: the run has no stage-0 value; give td:TAU to fit one")
+    elif name == "critic":   # the stage-0 twin Q and V beside the run, the acting target left as trained
+        fit_td_value(agent, data, float(args[0]) if args else 0.9, int(args[1]) if len(args) > 1 else 20_000, seed)
     elif name == "decoder":
         cfg.plan_decoder = args[0]
         if len(args) > 1:
@@ -181,6 +186,8 @@ def apply_variant(agent: MageAgent, variant: str, data, inverse_steps: int, seed
     elif name == "samples":
         cfg.plan_samples = int(args[0])
         cfg.plan_rank = args[1] if len(args) > 1 else "value"
+        if len(args) > 2:
+            cfg.plan_beta = float(args[2])
     elif name == "guidance":
         cfg.guidance = float(args[0])
     elif name == "stall":
@@ -248,8 +255,15 @@ def main() -> None:
         base, info = load_run(run_dir)
         data = load_offline_dataset(info["dataset"], info.get("data_profile") or info["profile"])
         inside = starts_inside_goal(info["dataset"], args.episodes, eval_seed(info["seed"]))
+        fitted = {}   # "critic..." -> the run with that critic fitted (seeded, so one fit serves every variant)
         for variant in args.variants:
-            agent = variant_agent(base, variant, data, args.inverse_steps, info["seed"])
+            first, _, rest = variant.partition("+")
+            start = base
+            if first.startswith("critic"):
+                if first not in fitted:
+                    fitted[first] = variant_agent(base, first, data, args.inverse_steps, info["seed"])
+                start, first = fitted[first], "trained"
+            agent = variant_agent(start, "+".join(filter(None, (first, rest))), data, args.inverse_steps, info["seed"])
             log = TargetLog(agent)
             result = evaluate(agent, info["dataset"], episodes=args.episodes, seed=eval_seed(info["seed"]))
             success = np.asarray(result.success if result.success is not None else [], bool)

@@ -261,7 +261,7 @@ class MageAgent:
                 plan = self._actor.act(s0, R0)[:, None]  # deterministic: needs no RNG; bf16 handled inside
             else:
                 with self._own_rng(), self._autocast():
-                    plan = plan_actions(self.model, s0, R0, every)
+                    plan = plan_actions(self.model, s0, R0, every, value_scale=self.norm.value_scale)
             self._plan = plan.float().cpu().numpy()
             if stalled.any():
                 rows = torch.as_tensor(stalled, device=self.device)

@@ -22,7 +22,7 @@ INVERSE_INPUTS = ("true", "generated")
 EXPLICIT_FROM = ("plan", "observed")
 RTG_ESTIMATORS = ("monte_carlo", "n_step")
 PLAN_DECODERS = ("adapted", "base", "anchored", "switched")
-PLAN_RANKS = ("value", "mean_value", "q", "return")
+PLAN_RANKS = ("value", "mean_value", "q", "q_mean", "return")
 COND_SPANS = ("first", "window")
 CE_WEIGHTINGS = ("position", "scale")
 MAX_SCALES = 10
@@ -188,7 +188,11 @@ class MageConfig:
                                         # (s_0, the plan's first action), as IDQL picks among behaviour samples (measured,
                                         # bench/README.md "Issue 15" E: umaze -7.4 -> 21.3, medium 62.8 -> -7.0, as Q
                                         # overrates out-of-data actions at the medium goal); return = the plan's own
-                                        # decoded R at step 0 (scheme rs: the return the tokenizer reads off the window)
+                                        # decoded R at step 0 (scheme rs: the return the tokenizer reads off the window);
+                                        # q_mean = no pick: the candidates' first actions averaged with IQL's weights
+                                        # exp(plan_beta A), A = Q(s_0, a_0^i) - V(s_0) in reward units, so the action is
+                                        # IQL's policy target with the generator's samples in place of the data's actions
+    plan_beta: float = 3.0              # not in paper: inverse temperature of plan_rank q_mean (IQL's beta on maze2d)
     replan_every: int = 1               # not in paper: the action is a_0, so replanning every step is the natural reading;
                                         # > 1 plays a_1.. of the decoded window (explicit I(s_t, s_t+1) when it holds no actions)
     stall_steps: int = 0                # not in paper: > 0 = once the observation has stayed within stall_radius of where
@@ -221,7 +225,7 @@ class MageConfig:
         if self.plan_rank == "return" and self.scheme != "rs":
             raise ValueError(f"plan_rank return reads the plan's R channel: it needs scheme rs, got {self.scheme!r}")
         for name in ("num_blocks", "num_heads", "embed_dim", "horizon", "codebook_size", "codebook_dim", "lr",
-                     "batch_size", "gumbel_tau", "value_batch_size", "value_updates", "value_lr"):
+                     "batch_size", "gumbel_tau", "value_batch_size", "value_updates", "value_lr", "plan_beta"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("tokenizer_fraction", "target_return_quantile", "discount", "phi_ratio", "rtg_dropout"):

@@ -54,13 +54,14 @@ def generate(model: MageModel, cond_BD: torch.Tensor, tokens_given: list[torch.T
 
 @torch.no_grad()
 def plan_actions(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Tensor, steps: int,
-                 sample: bool = False) -> torch.Tensor:
+                 sample: bool = False, value_scale: float = 1.0) -> torch.Tensor:
     """Normalised actions [B, steps, act_dim] of one plan: a_0 by the configured head, a_{t>0}
     (only when replanning less often than every step) from the decoded window. ``sample``: the plan's
-    tokens are drawn (torch's global RNG) instead of the argmax, the stall escape's plan."""
+    tokens are drawn (torch's global RNG) instead of the argmax, the stall escape's plan. ``value_scale``:
+    reward units per unit of the stage-0 value (Normalizer.value_scale), read by plan_rank q_mean only."""
     cfg, lay = model.cfg, model.layout
     if cfg.plan_samples > 1 and not sample:
-        return sampled_plan_actions(model, s0_BS, R0_B1, steps)
+        return sampled_plan_actions(model, s0_BS, R0_B1, steps, value_scale)
     cond = model.condition(s0_BS, R0_B1)
     _, _, f_hat = generate(model, cond, sample=sample)
     need_window = lay.actions is not None or cfg.inverse_dynamics == "explicit" or steps > 1
@@ -96,11 +97,16 @@ def candidate_plans(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Tensor,
 
 
 @torch.no_grad()
-def sampled_plan_actions(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Tensor, steps: int) -> torch.Tensor:
-    """plan_actions over the best of cfg.plan_samples candidate_plans per episode, ranked (cfg.plan_rank) by
-    the stage-0 value V(s_hat) of the plan's last state, its mean over the plan's states, the stage-0
-    Q(s_0, a_0) of the plan's first action (IDQL's selection of behaviour samples by Q) or the plan's own
-    decoded R at step 0 (TAP ranks its sampled plans by value too); the winner's actions [B, steps, act_dim]."""
+def sampled_plan_actions(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Tensor, steps: int,
+                         value_scale: float = 1.0) -> torch.Tensor:
+    """plan_actions over cfg.plan_samples candidate_plans per episode, ranked (cfg.plan_rank) by the stage-0
+    value V(s_hat) of the plan's last state, its mean over the plan's states, the stage-0 Q(s_0, a_0) of the
+    plan's first action (IDQL's selection of behaviour samples by Q) or the plan's own decoded R at step 0
+    (TAP ranks its sampled plans by value too); the winner's actions [B, steps, act_dim].
+
+    q_mean does not pick one: a_0 = sum_i w_i a_0^i with w = softmax_i(plan_beta * Q(s_0, a_0^i)), Q in reward
+    units (``value_scale``), i.e. IQL's advantage weights exp(beta (Q - V)) over the candidates, since V(s_0) is
+    the same for all of them; the later actions (replan_every > 1) are those of the highest-weighted plan."""
     cfg = model.cfg
     B, N = s0_BS.shape[0], cfg.plan_samples
     x_hat, first = candidate_plans(model, s0_BS, R0_B1, N)
@@ -109,13 +115,18 @@ def sampled_plan_actions(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Ten
         score = x_hat[:, 0, model.layout.rtg]
     elif cfg.plan_rank == "mean_value":
         score = model.td_value(states.flatten(0, 1)).view(N * B, -1).mean(1)
-    elif cfg.plan_rank == "q":
+    elif cfg.plan_rank in ("q", "q_mean"):
         score = model.td_value.q(s0_BS.repeat(N, 1), first)
     else:
         score = model.td_value(states[:, -1])[:, 0]
     best = score.view(N, B).argmax(0) * B + torch.arange(B, device=s0_BS.device)     # [B] rows of the winners
+    if cfg.plan_rank == "q_mean":
+        w_NB = torch.softmax(cfg.plan_beta * value_scale * score.view(N, B).float(), dim=0)
+        a0 = (w_NB[..., None] * first.view(N, B, -1).float()).sum(0)  # [B, act_dim]
+    else:
+        a0 = first[best]
     states = states[best]
-    acts = [first[best]]
+    acts = [a0]
     for t in range(1, steps):
         acts.append(model.explicit_inverse(states[:, t], states[:, t + 1]))
     return torch.stack(acts, dim=1)

@@ -255,6 +255,27 @@ def test_leads_flag_the_episodes_that_start_inside_the_goal_radius():
     assert reached_from_outside(inside, None) is None and reached_from_outside(inside, np.ones(30, bool)) is None
 
 
+def test_leads_critic_variant_fits_a_td_critic_and_keeps_the_target_rule(data):
+    """bench/mage_leads.py "critic:tau:n": IQL's V and twin Q fitted beside a run that has none, as stage 0 would
+    train them (seeded: two fits agree), the acting target as trained; "samples:n:q_mean:beta" sets the ranking."""
+    from bench.mage_leads import variant_agent
+    from mage.value import TDValue
+    agent = MageAgent(seed=0)
+    agent.fit(data, {**TEST_CONFIG, "target_rule": "value"}, 6)
+    assert agent.model.td_value is None
+    one, two = (variant_agent(agent, "critic:0.8:5+samples:4:q_mean:2", data, 0, seed=3) for _ in range(2))
+    assert one.model.td_value is not None and agent.model.td_value is None          # the run itself is untouched
+    assert one.cfg.target_rule == "value" and one.cfg.td_expectile == 0.8
+    assert (one.cfg.plan_samples, one.cfg.plan_rank, one.cfg.plan_beta) == (4, "q_mean", 2.0)
+    for key, value in one.model.td_value.state_dict().items():
+        assert torch.equal(value, two.model.td_value.state_dict()[key]), key
+    torch.manual_seed(3)                   # the fit's initialisation: 5 TD steps moved it
+    untrained = TDValue(one.model.obs_dim, one.model.act_dim, one.model.latent_inverse.net[0].out_features)
+    assert not torch.equal(untrained.v[0].weight, one.model.td_value.v[0].weight)
+    action = one.act(data.observations[:3])
+    assert action.shape == (3, data.act_dim) and np.isfinite(action).all()
+
+
 def test_stage_swap_keeps_one_seeds_tokenizer_and_takes_the_others_stage_2(data):
     from bench.mage_stage_swap import STAGE2_ONLY_PREFIXES, hybrid_state, train_stage_one
     config, steps = dict(TEST_CONFIG, tokenizer_fraction=0.5), 8
@@ -529,6 +550,23 @@ def test_sampled_plans_act_on_the_candidate_whose_last_state_the_value_rates_hig
                 out = critic.net[-1]
                 out.weight.neg_(), out.bias.neg_()
         torch.testing.assert_close(acted_q, firsts[q.argmax(0), torch.arange(3)])
+    # plan_rank q_mean: the first actions averaged with softmax(beta * value_scale * Q) over the candidates
+    # (the critic is back as trained after two negations); a huge beta is the argmax of q
+    model.cfg.plan_rank = "q_mean"
+    with torch.no_grad():
+        q = model.td_value.q(s0.repeat(5, 1), firsts.flatten(0, 1)).view(5, 3)
+    for beta, value_scale in ((2.0, 5.0), (0.5, 1.0)):
+        model.cfg.plan_beta = beta
+        torch.manual_seed(7)
+        acted_mean = plan_actions(model, s0, R0, 1, value_scale=value_scale)[:, 0]
+        w = torch.softmax(beta * value_scale * q, dim=0)
+        torch.testing.assert_close(acted_mean, (w[..., None] * firsts).sum(0))
+    model.cfg.plan_beta = 1e9   # candidates that tie (a draw equal to the greedy plan) share the weight: atol
+    torch.manual_seed(7)
+    torch.testing.assert_close(plan_actions(model, s0, R0, 1)[:, 0], firsts[q.argmax(0), torch.arange(3)],
+                               atol=1e-4, rtol=1e-3)
+    with pytest.raises(ValueError, match="plan_beta"):
+        resolve_config({"plan_beta": 0.0})
     with pytest.raises(ValueError, match="plan_samples"):
         resolve_config({"plan_samples": 4})
 
