@@ -20,11 +20,13 @@ Prints, on windows sampled from the run's dataset (states z-scored, actions in [
   beside, as the behaviour's level);
 - for a run with a return head (target_rule value) on a goal-reaching suite, its V(s) over the data's states
   per band of distance to the goal, with the share at or above switch_value (plan_decoder "switched");
-- for a run with a stage-0 twin Q (value_steps) and the explicit head, how plan_rank q chooses among 8
-  candidate plans (greedy + 7 sampled) at data states within the reward radius of the goal and in the
-  farther half of the data from it: the first action's norm (greedy, Q-picked, the data's), the mean
-  correlation over candidates of Q with that norm and with the shortest-path cosine, and the path cosine
-  of greedy and picked actions;
+- for a run with a stage-0 twin Q (value_steps, or fitted here with ``--critic``) and the explicit head, how
+  plan_rank q chooses among 8 candidate plans (greedy + 7 sampled; plan_samples if more) at data states within
+  the reward radius of the goal and in the farther half of the data from it: the first action's norm (greedy,
+  Q-picked, plan_rank q_mean's weighted mean, the data's), q_mean's alignment (the weighted mean's norm over the
+  weighted mean of the candidates' norms: 1 = they agree, near 0 = they cancel), the mean correlation over
+  candidates of Q with that norm and with the shortest-path cosine, and the path cosine of greedy and picked
+  actions (``--q-only`` prints just these; ``--decoder`` and ``--candidates`` set plan_decoder and plan_samples);
 - for a run trained with advantage_beta > 0, the stage-2 weights exp(beta A) on data windows: their mean,
   the share at the clip, the effective sample size as a share of the windows (sum w)^2 / (n sum w^2), and,
   with a goal, their mean within the reward radius and beyond it with the speed |v| of the states there,
@@ -44,8 +46,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.mage_leads import load_run  # noqa: E402
+from bench.mage_leads import fit_td_value, load_run  # noqa: E402
 from mage.agent import MageAgent  # noqa: E402
+from mage.config import PLAN_DECODERS  # noqa: E402
 from mage.policy import candidate_plans, generate, plan_actions  # noqa: E402
 from mage.training import EXP_ADV_MAX, advantage_weights, decoder_rtg, ground_truth_tokens  # noqa: E402
 from suites.mazes import REWARD_RADIUS  # noqa: E402
@@ -205,7 +208,7 @@ def q_ranking(agent: MageAgent, data, goal_xy: np.ndarray, path_direction, state
     module docstring."""
 
     model, norm = agent.model.eval(), agent.norm
-    rng, N = np.random.default_rng(seed), RANKED_CANDIDATES
+    rng, N = np.random.default_rng(seed), max(RANKED_CANDIDATES, model.cfg.plan_samples)
     torch.manual_seed(seed)      # the sampled candidates: the same figures on every call
     distance = np.linalg.norm(data.observations[:, :2] - goal_xy, axis=1)
     out = {}
@@ -222,8 +225,16 @@ def q_ranking(agent: MageAgent, data, goal_xy: np.ndarray, path_direction, state
         first = first.view(N, B, -1).numpy()
         norm_NB = np.linalg.norm(first, axis=2)
         picked = q.argmax(0), np.arange(B)
-        row = {"states": B, "action_norm_greedy": float(norm_NB[0].mean()),
+        # plan_rank q_mean's action: the candidates' first actions weighted by softmax(beta Q), Q in reward units;
+        # its norm over the weighted mean of their norms is 1 where the candidates agree and near 0 where they cancel
+        z = model.cfg.plan_beta * norm.value_scale * q
+        w_NB = np.exp(z - z.max(0))
+        w_NB /= w_NB.sum(0)
+        mean_BA = (w_NB[..., None] * first).sum(0)
+        row = {"states": B, "candidates": N, "action_norm_greedy": float(norm_NB[0].mean()),
                "action_norm_q_picked": float(norm_NB[picked].mean()),
+               "action_norm_q_mean": float(np.linalg.norm(mean_BA, axis=1).mean()),
+               "q_mean_alignment": float((np.linalg.norm(mean_BA, axis=1) / ((w_NB * norm_NB).sum(0) + 1e-8)).mean()),
                "action_norm_data": float(np.linalg.norm(norm.act(data.actions[rows]), axis=1).mean()),
                "q_norm_correlation": _mean_row_correlation(q, norm_NB)}
         if path_direction is not None:
@@ -258,6 +269,11 @@ def main() -> None:
     ap.add_argument("run_dir", type=Path, help="results/runs/<run id> of a finished MAGE run")
     ap.add_argument("--samples", type=int, default=2048)
     ap.add_argument("--advantage-only", action="store_true", help="only the advantage_beta weights' figures")
+    ap.add_argument("--q-only", action="store_true", help="only the q_ranking figures (a goal-reaching suite)")
+    ap.add_argument("--critic", action="store_true",
+                    help="fit IQL's V and twin Q by TD beside a run without them (bench/mage_leads.py variant critic)")
+    ap.add_argument("--decoder", choices=PLAN_DECODERS, help="the plan_decoder of the candidates (default: the run's)")
+    ap.add_argument("--candidates", type=int, help="plans ranked per state in q_ranking (plan_samples; default 8)")
     args = ap.parse_args()
     result_path, checkpoint_path = args.run_dir / "result.json", args.run_dir / "checkpoint.pt"
     info = json.loads(result_path.read_text()) if result_path.exists() else {}
@@ -269,6 +285,17 @@ def main() -> None:
     spec = dataset_spec(key)
     goal = spec.hparams.get("diffuser", {}).get("goal_xy")
     way = maze_path_direction(spec.env.get("kwargs", {})["maze"]) if spec.suite == "maze2d" else None
+    if args.critic:
+        fit_td_value(agent, data, 0.9, 20_000, info["seed"])
+    if args.decoder:
+        agent.cfg.plan_decoder = args.decoder
+    if args.candidates:
+        agent.cfg.plan_samples = args.candidates
+    if args.q_only:
+        if agent.model.td_value is None or goal is None:
+            raise SystemExit("mage_diagnostics: --q-only needs a stage-0 Q (value_steps or --critic) and a goal")
+        print(json.dumps(q_ranking(agent, data, np.asarray(goal, np.float64), way, args.samples, 0), indent=1))
+        return
     if args.advantage_only:
         if agent.cfg.advantage_beta == 0:
             raise SystemExit(f"mage_diagnostics: {args.run_dir} was trained without advantage weights (advantage_beta 0)")

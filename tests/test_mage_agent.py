@@ -221,6 +221,8 @@ def test_diagnostics_show_what_the_q_rank_picks_near_and_far_from_the_goal(data)
         assert row["states"] >= 2
         assert row["action_norm_q_picked"] > 0 and row["action_norm_greedy"] > 0
         assert -1 <= row["action_path_cosine_q_picked"] <= 1 and -1 <= row["q_norm_correlation"] <= 1
+        # q_mean's weighted mean is never longer than its candidates' weighted mean norm (triangle inequality)
+        assert 0 < row["q_mean_alignment"] <= 1 + 1e-6 and 0 < row["action_norm_q_mean"]
 
 
 def test_diagnostics_give_the_advantage_weights_near_the_goal_and_elsewhere(data):
