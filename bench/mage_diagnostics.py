@@ -115,7 +115,7 @@ def diagnose(agent: MageAgent, data, goal_xy: np.ndarray | None = None, samples:
         if way is not None:
             moved = (states[:, -1, :2] - states[:, 0, :2]).cpu().numpy() * norm.obs_std[:2]
             row["plan_displacement_path_cosine"] = mean_cosine(moved, way)
-            actions = plan_actions(model, batch["s0"], R0_f, 1)[:, 0].cpu().numpy()
+            actions = plan_actions(model, batch["s0"], R0_f, 1, value_scale=norm.value_scale)[:, 0].cpu().numpy()
             row["action_path_cosine"] = mean_cosine(actions, way)
         if goal_xy is not None:   # positions are the first two state features in the goal-reaching suites
             xy = states[..., :2].cpu().numpy() * norm.obs_std[:2] + norm.obs_mean[:2]

@@ -53,7 +53,7 @@ def probe(agent: MageAgent, obs_NO: np.ndarray, targets: tuple[float, ...]) -> d
     R0_B1 = torch.as_tensor(np.tile(np.asarray(targets, np.float32), N)[:, None], device=agent.device)
     _, _, f_hat = generate(model, model.condition(s0_BS, R0_B1))
     plan_BHS = model.plan_window(f_hat, s0_BS, R0_B1).float()[:, :, model.layout.states].cpu().numpy()
-    action_BA = plan_actions(model, s0_BS, R0_B1, 1)[:, 0].float().cpu().numpy()
+    action_BA = plan_actions(model, s0_BS, R0_B1, 1, value_scale=norm.value_scale)[:, 0].float().cpu().numpy()
     agent.reset(N)
     trained = agent._acting_target(s0_BS[::T])[:, 0].cpu().numpy()
     plan = plan_BHS * norm.obs_std + norm.obs_mean
