@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.mage_leads import fit_td_value, load_run  # noqa: E402
 from mage.agent import MageAgent  # noqa: E402
 from mage.config import PLAN_DECODERS  # noqa: E402
-from mage.policy import candidate_plans, generate, plan_actions  # noqa: E402
+from mage.policy import candidate_plans, generate, plan_actions, q_mean_weights  # noqa: E402
 from mage.training import EXP_ADV_MAX, advantage_weights, decoder_rtg, ground_truth_tokens  # noqa: E402
 from suites.mazes import REWARD_RADIUS  # noqa: E402
 
@@ -227,9 +227,7 @@ def q_ranking(agent: MageAgent, data, goal_xy: np.ndarray, path_direction, state
         picked = q.argmax(0), np.arange(B)
         # plan_rank q_mean's action: the candidates' first actions weighted by softmax(beta Q), Q in reward units;
         # its norm over the weighted mean of their norms is 1 where the candidates agree and near 0 where they cancel
-        z = model.cfg.plan_beta * norm.value_scale * q
-        w_NB = np.exp(z - z.max(0))
-        w_NB /= w_NB.sum(0)
+        w_NB = q_mean_weights(torch.as_tensor(q), model.cfg.plan_beta, norm.value_scale).numpy()
         mean_BA = (w_NB[..., None] * first).sum(0)
         row = {"states": B, "candidates": N, "action_norm_greedy": float(norm_NB[0].mean()),
                "action_norm_q_picked": float(norm_NB[picked].mean()),

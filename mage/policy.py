@@ -96,6 +96,12 @@ def candidate_plans(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Tensor,
     return x_hat, first
 
 
+def q_mean_weights(q_NB: torch.Tensor, beta: float, value_scale: float) -> torch.Tensor:
+    """[N, B] plan_rank q_mean's weights of N candidates per state: softmax over the candidates of beta * Q,
+    Q [N, B] in stage-0 value units, times ``value_scale`` to reward units (IQL's exp(beta A), normalised)."""
+    return torch.softmax(beta * value_scale * q_NB.float(), dim=0)
+
+
 @torch.no_grad()
 def sampled_plan_actions(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Tensor, steps: int,
                          value_scale: float = 1.0) -> torch.Tensor:
@@ -121,7 +127,7 @@ def sampled_plan_actions(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Ten
         score = model.td_value(states[:, -1])[:, 0]
     best = score.view(N, B).argmax(0) * B + torch.arange(B, device=s0_BS.device)     # [B] rows of the winners
     if cfg.plan_rank == "q_mean":
-        w_NB = torch.softmax(cfg.plan_beta * value_scale * score.view(N, B).float(), dim=0)
+        w_NB = q_mean_weights(score.view(N, B), cfg.plan_beta, value_scale)
         a0 = (w_NB[..., None] * first.view(N, B, -1).float()).sum(0)  # [B, act_dim]
     else:
         a0 = first[best]
