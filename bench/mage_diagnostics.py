@@ -284,7 +284,7 @@ def main() -> None:
     goal = spec.hparams.get("diffuser", {}).get("goal_xy")
     way = maze_path_direction(spec.env.get("kwargs", {})["maze"]) if spec.suite == "maze2d" else None
     if args.critic:
-        fit_td_value(agent, data, 0.9, 20_000, info["seed"])
+        fit_td_value(agent, data, seed=info["seed"])
     if args.decoder:
         agent.cfg.plan_decoder = args.decoder
     if args.candidates:

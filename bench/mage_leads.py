@@ -86,7 +86,10 @@ def fit_return_head(agent: MageAgent, data, tau: float, seed: int) -> None:
     model.return_head.eval()
 
 
-def fit_td_value(agent: MageAgent, data, tau: float, steps: int, seed: int) -> None:
+CRITIC_TAU, CRITIC_STEPS = 0.9, 20_000   # a fitted critic's defaults: E's stage 0 (IQL's 20k steps at tau 0.9)
+
+
+def fit_td_value(agent: MageAgent, data, tau: float = CRITIC_TAU, steps: int = CRITIC_STEPS, seed: int = 0) -> None:
     """IQL's V(s) by TD at expectile ``tau`` for ``steps`` steps, as stage 0 trains it; attached to ``agent``
     in place (the run's RTG labels, read already, do not change)."""
     cfg, model = agent.cfg, agent.model
@@ -174,11 +177,12 @@ def apply_variant(agent: MageAgent, variant: str, data, inverse_steps: int, seed
         cfg.target_rule = "td"
         cfg.target_return_scale = float(args[1]) if len(args) > 1 and args[1] else 1.0
         if args and args[0]:
-            fit_td_value(agent, data, float(args[0]), int(args[2]) if len(args) > 2 else 20_000, seed)
+            fit_td_value(agent, data, float(args[0]), int(args[2]) if len(args) > 2 else CRITIC_STEPS, seed)
         elif agent.model.td_value is None:
             raise SystemExit(f"mage_leads: variant {variant!r}: the run has no stage-0 value; give td:TAU to fit one")
     elif name == "critic":   # the stage-0 twin Q and V beside the run, the acting target left as trained
-        fit_td_value(agent, data, float(args[0]) if args else 0.9, int(args[1]) if len(args) > 1 else 20_000, seed)
+        fit_td_value(agent, data, float(args[0]) if args else CRITIC_TAU,
+                     int(args[1]) if len(args) > 1 else CRITIC_STEPS, seed)
     elif name == "decoder":
         cfg.plan_decoder = args[0]
         if len(args) > 1:
