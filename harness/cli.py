@@ -36,10 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--datasets", help="comma-separated datasets of the plan to run (default: all)")
     parser.add_argument("--seeds", type=int, metavar="N", help="seeds per cell (default: the profile's)")
     parser.add_argument("--executor", choices=("ray", "local"), default="ray",
-                        help="ray: Ray Tune trials (default); local: sequential, in this process")
+                        help="ray: Ray Tune trials (default); local: in this process, one run after another "
+                        "(or --workers at once)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="local executor: N runs at once, each in its own process with --cpus-per-run "
+                        "threads (default 1: in this process)")
     parser.add_argument("--address", help="join this Ray cluster (e.g. auto or 10.0.0.1:6379) instead of a local one")
     parser.add_argument("--storage", help="shared results path for cluster runs (runs go to STORAGE/runs)")
-    parser.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs per Ray trial (default 1)")
+    parser.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs per run: Ray trial, or --workers process (default 1)")
     parser.add_argument("--gpus-per-run", type=float, default=None,
                         help="GPUs per run, fractions allowed (default: 1 when CUDA is available, else 0)")
     parser.add_argument("--results-dir", default="results", help="where tables and runs go (default results/)")
@@ -95,6 +99,11 @@ def _run(args: argparse.Namespace) -> int:
     gpus_per_run = args.gpus_per_run if args.gpus_per_run is not None else _default_gpus()
     if args.cpus_per_run <= 0 or gpus_per_run < 0:
         raise ValueError("--cpus-per-run must be > 0 and --gpus-per-run >= 0")
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, not {args.workers}")
+    if args.workers > 1 and args.executor != "local":
+        raise ValueError("--workers runs processes of the local executor; add --executor local "
+                         "(Ray schedules its trials by --cpus-per-run / --gpus-per-run)")
     if args.wandb is not None:
         _check_wandb(args)
 
@@ -216,7 +225,7 @@ def _sweep(planned, store: RunStore, args: argparse.Namespace, gpus_per_run: flo
     progress = SweepProgress(len(planned), len(planned) - len(pending), enabled=not args.quiet)
     try:
         if args.executor == "local":
-            run_local(pending, store, progress, gpus_per_run)
+            run_local(pending, store, progress, gpus_per_run, workers=args.workers, cpus_per_run=args.cpus_per_run)
         else:
             storage = Path(args.storage) if args.storage else results_dir / "ray"
             wandb_folder = Path(args.storage) if args.storage else results_dir   # W&B writes <folder>/wandb/

@@ -1,4 +1,6 @@
-"""Run a plan's pending runs: Ray Tune (one trial per run) or sequentially in this process.
+"""Run a plan's pending runs: Ray Tune (one trial per run), or locally: one after another in this
+process, or ``--workers N`` at once, each in a process of its own (a machine without Ray, e.g. a lent
+GPU machine whose package index lacks it, can still share its GPU and cores between runs).
 
 Ray: ``ray.init(address="local")`` starts a private instance on this machine (a plain ``ray.init()``
 would join any cluster recorded on it); ``--address`` joins an existing cluster. Each trial calls
@@ -18,8 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from harness.progress import SweepProgress
@@ -50,13 +54,35 @@ def worker_device(gpus_per_run: float) -> str:
     return "cuda" if gpus_per_run > 0 and torch.cuda.is_available() else "cpu"
 
 
-def run_local(specs: list[RunSpec], store: RunStore, progress: SweepProgress, gpus_per_run: float) -> None:
-    """Run ``specs`` one after another in this process."""
+def run_local(specs: list[RunSpec], store: RunStore, progress: SweepProgress, gpus_per_run: float,
+              workers: int = 1, cpus_per_run: float = 1.0) -> None:
+    """Run ``specs`` one after another in this process, or ``workers`` at once in worker processes
+    (``cpus_per_run`` torch threads each; progress then moves when a run finishes, not per step)."""
     device = worker_device(gpus_per_run)
-    for spec in specs:
-        status = execute_run(dataclasses.replace(spec, device=device), store,
-                             lambda step, total, run_id=spec.run_id: progress.step(run_id, step, total))
-        progress.run_finished(spec.run_id, status)
+    if workers <= 1:
+        for spec in specs:
+            status = execute_run(dataclasses.replace(spec, device=device), store,
+                                 lambda step, total, run_id=spec.run_id: progress.step(run_id, step, total))
+            progress.run_finished(spec.run_id, status)
+        return
+    # spawn, not fork: a forked child would inherit this process's torch/CUDA state and threads
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_local_worker, spec.to_dict(), str(store.runs_dir), device, cpus_per_run): spec.run_id
+                   for spec in specs}
+        for future in as_completed(futures):
+            run_id = futures[future]
+            if future.exception() is not None and store.status(run_id) != "done":
+                # execute_run records every Python error itself: this is a worker process that died
+                store.write_failure(run_id, f"the worker process died: {future.exception()!r}", {})
+            progress.run_finished(run_id, store.status(run_id))
+
+
+def _local_worker(spec: dict, runs_dir: str, device: str, cpus_per_run: float) -> str:
+    """One run in a ``--workers`` process; returns its status ("done" | "failed")."""
+    import torch
+
+    torch.set_num_threads(max(1, int(cpus_per_run)))
+    return execute_run(dataclasses.replace(RunSpec.from_dict(spec), device=device), RunStore(runs_dir))
 
 
 def run_ray(specs: list[RunSpec], store: RunStore, progress: SweepProgress, *, cpus_per_run: float,

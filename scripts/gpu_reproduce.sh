@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Issue 8: Table 4 (Maze2D, Multi2D) and Table 24 (OGBench pointmaze-giant) on one lent GPU, then the
 # speed benchmarks of issue 7. Run from the repo root:
-#   [TABLES="4 24"] [DATASETS=a,b] [BUDGET_S=seconds] [BENCH=1] [CPUS_PER_RUN=4] [GPUS_PER_RUN=0.25] \
-#     bash scripts/gpu_reproduce.sh [PROFILE]
+#   [TABLES="4 24"] [DATASETS=a,b] [METHODS=a,b] [SEEDS=N] [BUDGET_S=seconds] [BENCH=1] [CPUS_PER_RUN=4] \
+#     [GPUS_PER_RUN=0.25] [WORKERS=4] bash scripts/gpu_reproduce.sh [PROFILE]
 # PROFILE defaults to h100-budget (harness/profiles.yaml). A lent machine runs one command for at most
 # 10 minutes and starts bare each time, so a table takes several calls: BUDGET_S caps this call's
 # training (runs still going then are lost: keep single runs well under it), DATASETS picks the rows
 # of this call, and when $OUT is set (the device tool's return folder) every finished run's
 # result.json, the tables and the logs are packed into $OUT/results.tgz. Unpack that here and carry
 # `results/runs` into the next call: finished runs are never computed again.
-# Four runs share the GPU (Ray: --gpus-per-run 0.25; without Ray: four local processes); tables land
+# Four runs share the GPU (Ray: --gpus-per-run 0.25; without Ray: --workers 4 local processes); tables land
 # in results/ and, with provenance, in results/reproduced/<plan>-<profile>/ (tracked: commit them).
 # On a lent machine with no package index, carry .device-site (built by scripts/device_site.sh).
 # Exit status: 0 all done; 1 some runs failed or not finished (tables still written and exported); else an error.
@@ -19,7 +19,7 @@ tables="${TABLES-4 24}"   # set but empty: no table (the benchmarks alone)
 budget="${BUDGET_S:-0}"      # 0: no limit (timeout 0 runs the command unbounded)
 cpus="${CPUS_PER_RUN:-4}"    # CPU threads per run: 4 runs share the lent machine's 16 cores
 py="${PYTHON:-python3}"      # the lent image has python3 (the one with torch), maybe no `python`
-rows=${DATASETS:+--datasets $DATASETS}
+rows="${DATASETS:+--datasets $DATASETS} ${METHODS:+--methods $METHODS} ${SEEDS:+--seeds $SEEDS}"
 
 if [ -d .device-site ]; then
   export PYTHONPATH="$PWD/.device-site${PYTHONPATH:+:$PYTHONPATH}"
@@ -54,43 +54,18 @@ for table in $tables; do
     rc=0; timeout "$budget" $base --cpus-per-run "$cpus" || rc=$?
     if [ "$rc" -gt 1 ] && [ "$rc" -ne 124 ]; then pack; exit "$rc"; fi
   else
-    # No Ray (its wheel is too big to carry): the same sharing of the GPU by parallel local processes.
-    # Generated datasets first, once and sequentially, so that the processes only read them; this
-    # prints the plan's methods split into disjoint groups, one process each.
-    groups=$("$py" - "$table" "$profile" "${DATASETS:-}" <<'PY'
-import sys
-from harness.plan import load_plan, plan_name
-from harness.profiles import load_profile
-from suites.registry import dataset_spec, load_offline_dataset
-
-plan, data_size = load_plan(plan_name(int(sys.argv[1]))), load_profile(sys.argv[2]).data_size
-wanted = set(filter(None, sys.argv[3].split(","))) or set(plan.datasets)
-for key in plan.datasets:
-    if key in wanted and dataset_spec(key).generated:
-        print(f"dataset {key} ({data_size} size)", file=sys.stderr)
-        load_offline_dataset(key, data_size)   # generates it when absent
-groups = [[m for m in group if m in plan.methods] for group in (["mage"], ["iql", "cql"], ["dt"], ["diffuser"])]
-rest = [m for m in plan.methods if not any(m in group for group in groups)]
-print(" ".join(",".join(group) for group in groups + [rest] if group))
-PY
-)
+    # No Ray (its wheel is too big to carry): the same sharing of the GPU and the cores by WORKERS
+    # local worker processes, one run each at a time (reproduce.py --workers); logs in results/logs/
     logs="results/logs/table$table-$profile"
     mkdir -p "$logs"
-    pids=() names=()
-    for methods in $groups; do
-      # OMP_NUM_THREADS sets torch's CPU threads, as --cpus-per-run does under Ray
-      OMP_NUM_THREADS=$cpus timeout "$budget" $base --executor local --methods "$methods" >"$logs/$methods.log" 2>&1 &
-      pids+=($!) names+=("$methods")
-    done
-    for i in "${!pids[@]}"; do
-      rc=0; wait "${pids[$i]}" || rc=$?
-      echo "table $table, methods ${names[$i]}: exit $rc (124: stopped at BUDGET_S; log: $logs/${names[$i]}.log)"
-      if [ "$rc" -gt 1 ] && [ "$rc" -ne 124 ]; then tail -n 20 "$logs/${names[$i]}.log"; fi   # 1 = failed runs, marked in the table
-    done
+    rc=0; timeout "$budget" $base --executor local --workers "${WORKERS:-4}" --cpus-per-run "$cpus" \
+      >"$logs/local.log" 2>&1 || rc=$?
+    echo "table $table: exit $rc (1: some runs failed; 124: stopped at BUDGET_S; log: $logs/local.log)"
+    if [ "$rc" -gt 1 ] && [ "$rc" -ne 124 ]; then tail -n 20 "$logs/local.log"; pack; exit "$rc"; fi
   fi
   # The whole table (all rows, not only this call's) from every run finished so far: unfinished
   # cells show as missing, and the next call runs them
-  cmd="$py reproduce.py --table $table --profile $profile --quiet --report-only"
+  cmd="$py reproduce.py --table $table --profile $profile --quiet --report-only ${SEEDS:+--seeds $SEEDS}"
   rc=0; $cmd || rc=$?
   if [ "$rc" -gt 1 ]; then pack; exit "$rc"; fi
   if [ "$rc" -eq 1 ]; then status=1; fi

@@ -1,5 +1,5 @@
 """scripts/gpu_reproduce.sh as a lent GPU machine runs it, rehearsed on the CPU: no Ray (its wheel
-is not carried there), so the plan's methods run as parallel local processes, and no tensorboardX,
+is not carried there), so the plan's runs go to local worker processes (--workers), and no tensorboardX,
 so they write no TensorBoard files; the table, its export with provenance and the packed results
 come back; a second call computes nothing again."""
 from __future__ import annotations
@@ -16,7 +16,6 @@ from tests.harness_support import DATASET, REPO_ROOT, fit_events
 
 PLAN = {"name": "table905", "kind": "table", "title": "GPU script rehearsal", "paper_table": None,
         "rows": [{"label": "Maze2D U-maze", "dataset": DATASET}],
-        # iql is one of the script's method groups; toy and bc share the rest group
         "columns": [{"label": "IQL", "method": "iql"}, {"label": "Toy", "method": "toy"},
                     {"label": "BC", "method": "bc"}]}
 
@@ -51,22 +50,21 @@ def test_gpu_script_without_ray_runs_packs_and_resumes(tmp_path):
     work, env = _workspace(tmp_path)
     first = _call(work, env)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
-    assert "table 905, methods iql: exit 0" in first.stdout
-    assert "table 905, methods toy,bc: exit 0" in first.stdout
+    assert "table 905: exit 0" in first.stdout
 
     with tarfile.open(tmp_path / "out" / "results.tgz") as packed:
         names = packed.getnames()
         provenance = json.load(packed.extractfile("results/reproduced/table905-smoke/provenance.json"))
     finished = sorted(name.split("/")[2].split("-")[0] for name in names if name.endswith("result.json"))
     assert finished == ["bc", "iql", "toy"]
-    assert "results/table905.csv" in names and "results/logs/table905-smoke/iql.log" in names
+    assert "results/table905.csv" in names and "results/logs/table905-smoke/local.log" in names
     assert provenance["runs"] == 3 and provenance["devices"] == ["cpu"]
     table = (work / "results" / "table905.md").read_text()
     assert "missing" not in table and "failed" not in table
-    # no tensorboardX: the runs write no TensorBoard files, and each log says so once
+    # no tensorboardX: the runs write no TensorBoard files, and each worker process says so once
     assert not list((work / "results" / "runs").glob("*/events.out.tfevents.*"))
-    log = (work / "results" / "logs" / "table905-smoke" / "iql.log").read_text()
-    assert log.count("live metrics off: tensorboardX is not installed") == 1
+    log = (work / "results" / "logs" / "table905-smoke" / "local.log").read_text()
+    assert 1 <= log.count("live metrics off: tensorboardX is not installed") <= 3
 
     results = {p: p.stat().st_mtime_ns for p in (work / "results" / "runs").glob("*/result.json")}
     second = _call(work, env)   # the next device call: results/runs carried, nothing trained again

@@ -39,6 +39,8 @@ def _one_line_error(capsys, argv: list[str]) -> str:
     (["--table", "901", "--profile", "huge"], "invalid choice"),
     (["--table", "901", "--set", "mage.num_scales=4"], "plan table901 does not run mage"),
     (["--table", "901", "--executor", "local", "--wandb", "proj"], "--wandb logs Ray Tune trials"),
+    (["--table", "901", "--executor", "local", "--workers", "0"], "--workers must be at least 1, not 0"),
+    (["--table", "901", "--workers", "2"], "--workers runs processes of the local executor"),
 ])
 def test_bad_input_is_one_line_and_exit_2(env, capsys, argv, says):
     assert says in _one_line_error(capsys, argv)

@@ -1,6 +1,6 @@
 """End-to-end sweeps of reproduce.py on real generated maze2d-umaze data with the toy agent:
 a Ray sweep killed with SIGKILL midway and resumed, against an uninterrupted local sweep;
-a corrupt result.json redone."""
+the local sweep in worker processes (--workers); a corrupt result.json redone."""
 from __future__ import annotations
 
 import json
@@ -129,6 +129,26 @@ def test_result_json_records_the_run(sweeps):
     assert result["score"] == pytest.approx(sum(result["normalized"]) / len(result["normalized"]))
     assert [point[0] for point in result["training_curves"]["loss"]][-1] == 200
     assert {"torch", "ray", "minari"} <= result["versions"].keys() and result["git_commit"]
+
+
+def test_local_workers_give_the_sequential_sweeps_runs(sweeps):
+    """--workers 2: every run once, each in a worker process, with the sequential sweep's results."""
+    root = sweeps["root"]
+    env = harness_env(root / "plans", root / "workers_fit.log")
+    run = reproduce([*SWEEP, "--executor", "local", "--workers", "2", "--results-dir", str(root / "workers")], env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    in_workers, sequential = results(root / "workers" / "runs"), results(root / "uninterrupted" / "runs")
+    assert in_workers.keys() == sequential.keys() and len(in_workers) == 4
+    for run_id in in_workers:
+        assert in_workers[run_id]["normalized"] == sequential[run_id]["normalized"]
+    events = fit_events(root / "workers_fit.log")
+    assert {(tag, seed) for _, tag, seed in events} == RUNS
+    assert all(events["start", tag, seed] == 1 for tag, seed in RUNS)
+    assert (root / "workers" / "table901.csv").read_text() == (root / "uninterrupted" / "table901.csv").read_text()
+    # run again: nothing is computed twice
+    assert reproduce([*SWEEP, "--executor", "local", "--workers", "2", "--results-dir", str(root / "workers")],
+                     env).returncode == 0
+    assert fit_events(root / "workers_fit.log") == events
 
 
 def test_corrupt_result_json_is_redone(sweeps, monkeypatch):
