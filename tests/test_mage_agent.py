@@ -613,3 +613,29 @@ def test_diagnostics_give_the_return_head_by_distance_to_the_goal(data):
     assert bands[0]["distance_to"] == 0.5 and bands[0]["states"] == int(inside.sum())
     assert bands[0]["mean"] == pytest.approx(float(value[inside].mean()), rel=1e-5)
     assert bands[0]["share_at_or_above_switch_value"] == pytest.approx(float((value[inside] >= 0.2).mean()))
+
+
+def test_goal_stay_figures_split_generator_from_critic():
+    """bench/goal_stay.py: at goal steps, the share of stay-like candidates (the generator) and the q_mean weight
+    they carry (the critic), on two hand-made episodes: one sits at the goal, one passes through it."""
+    from bench.goal_stay import goal_stay_figures, stay_action
+    goal = np.array([1.0, 1.0])
+    assert np.allclose(stay_action(np.array([[0.0, 1.0]]), np.zeros((1, 2)), goal), [[1.0, 0.0]])
+    assert np.allclose(stay_action(goal[None], np.array([[0.5, 0.0]]), goal), [[-0.5, 0.0]])   # brakes
+    # episode 1 passes through at speed 1: at the goal at t = 0, 1 (stay action (-1, 0)), out at t = 2, 3
+    x1 = [1.0, 1.2, 1.6, 2.0]
+    cands = np.zeros((4, 2, 2))
+    cands[:, 0, 0] = [0.1, 0.1, 1.0, 1.0]       # episode 0 (stay action 0): two candidates near it
+    cands[:, 1, 0] = [-1.0, -1.0, 1.0, 1.0]     # episode 1: two brake, two push on
+    weights = np.array([[0.1, 0.1], [0.1, 0.1], [0.4, 0.4], [0.4, 0.4]])   # the critic prefers pushing on
+    steps = [{"obs": np.array([[1.0, 1.0, 0.0, 0.0], [x, 1.0, 1.0, 0.0]]), "cands": cands, "weights": weights,
+              "action": np.array([[0.0, 0.0], [1.0, 0.0]]), "alive": np.ones(2, bool)} for x in x1]
+    figures = goal_stay_figures(steps, goal, radius=0.5)
+    assert figures["episodes_reaching"] == 2 and figures["left_again"] == 1
+    assert figures["goal_steps_per_reaching_episode"] == pytest.approx((4 + 2) / 2)
+    assert figures["stay_like_share"] == pytest.approx(0.5) and figures["no_stay_like_candidate"] == 0.0
+    assert figures["stay_like_q_weight"] == pytest.approx(0.2)
+    assert figures["acted_error"] == pytest.approx((4 * 0.0 + 2 * 2.0) / 6)
+    assert figures["speed_at_goal"] == pytest.approx((4 * 0.0 + 2 * 1.0) / 6)
+    steps[0]["alive"] = np.array([True, False])   # an ended episode's steps are not counted
+    assert goal_stay_figures(steps[:1], goal, radius=0.5)["episodes_reaching"] == 1
