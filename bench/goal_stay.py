@@ -68,7 +68,8 @@ class CandidateLog:
 
 
 def play(agent, key: str, episodes: int, seed: int):
-    """Plays ``episodes`` episodes at once (as suites.evaluation does); returns per-step arrays."""
+    """Plays ``episodes`` episodes at once (as suites.evaluation does); returns the per-step records, the goal
+    [2] and the episodes' normalised scores [episodes]."""
     from suites.envs import make_env
     from suites.registry import dataset_spec
     import gymnasium as gym
@@ -79,7 +80,7 @@ def play(agent, key: str, episodes: int, seed: int):
     goal = np.asarray(info["goal"][0], np.float64)
     agent.reset(episodes)
     log = CandidateLog(agent)
-    steps, alive = [], np.ones(episodes, bool)
+    steps, alive, returns = [], np.ones(episodes, bool), np.zeros(episodes)
     try:
         for _ in range(int(spec.horizon)):
             action = agent.act(obs)
@@ -89,13 +90,14 @@ def play(agent, key: str, episodes: int, seed: int):
             obs, reward, terminated, truncated, _ = envs.step(action)
             done = terminated | truncated
             agent.observe(reward, done)
+            returns += reward * alive
             alive &= ~done
             if not alive.any():
                 break
     finally:
         log.close()
         envs.close()
-    return steps, goal
+    return steps, goal, 100.0 * (returns - spec.ref_min) / (spec.ref_max - spec.ref_min)
 
 
 def goal_stay_figures(steps: list[dict], goal: np.ndarray, radius: float) -> dict:
@@ -143,8 +145,8 @@ def main() -> None:
         base, info = load_run(run_dir)
         data = load_offline_dataset(info["dataset"], info.get("data_profile") or info["profile"])
         agent = variant_agent(base, args.variant, data, 2000, info["seed"])
-        steps, goal = play(agent, info["dataset"], args.episodes, eval_seed(info["seed"]))
-        row = {"run": run_dir.name, "seed": info["seed"], "variant": args.variant,
+        steps, goal, normalized = play(agent, info["dataset"], args.episodes, eval_seed(info["seed"]))
+        row = {"run": run_dir.name, "seed": info["seed"], "variant": args.variant, "score": float(normalized.mean()),
                **goal_stay_figures(steps, goal, REWARD_RADIUS)}
         rows.append(row)
         print(json.dumps(row), flush=True)

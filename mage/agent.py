@@ -52,6 +52,7 @@ class MageAgent:
         self.norm: Normalizer | None = None
         self.step = 0
         self.opt1 = self.opt2 = self.opt_critic = self.opt_value = self.opt_td = None
+        self.ema: torch.optim.swa_utils.AveragedModel | None = None   # stage 2's weight average (cfg.ema_decay)
         self.sample_gen = torch.Generator().manual_seed(self.seed)
         self._torch_rng = self._initial_torch_rng()
         self._cuda_rng = None
@@ -131,12 +132,39 @@ class MageAgent:
                     else:
                         if not labelled:
                             sampler, labelled = self._window_sampler(data, labelled=True), True
-                        metrics = self._train_step(1 if self.step < stage1_end else 2, sampler)
+                        stage = 1 if self.step < stage1_end else 2
+                        metrics = self._train_step(stage, sampler)
+                        if stage == 2 and cfg.ema_decay > 0:
+                            self._update_ema()
                     self.step += 1
+                    if self.ema is not None and self.step == steps:
+                        self._act_on_ema()
                     if on_step is not None:
                         on_step(self.step, metrics)
             finally:
                 self._in_fit = False
+
+    def _update_ema(self) -> None:
+        """avg <- d avg + (1 - d) w over the model's parameters after a stage-2 step (the first one copies w)."""
+        if self.ema is None:
+            self.ema = torch.optim.swa_utils.AveragedModel(
+                self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(self.cfg.ema_decay))
+            self._actor = None   # acting moves to the average
+        self.ema.update_parameters(self.model)
+
+    def _act_on_ema(self) -> None:
+        """At the last step: the model takes the averaged weights (so the final checkpoint, its evaluation and
+        any later load act on them); the running average is dropped."""
+        with torch.no_grad():
+            for target, average in zip(self.model.parameters(), self.ema.module.parameters()):
+                target.copy_(average)
+        self.ema = None
+        self._actor = None
+
+    def _acting_model(self) -> MageModel:
+        """The weights acting reads: the running average while fit trains stage 2 with ema_decay (periodic
+        evaluations), else the model."""
+        return self.ema.module if self.ema is not None else self.model
 
     def _window_sampler(self, data, labelled: bool) -> WindowSampler:
         """Windows of ``data``; ``labelled``: with the RTG that stages 1-2 model (rtg_estimator), which sets the
@@ -250,23 +278,24 @@ class MageAgent:
             self.reset(obs.shape[0])
         every = self.cfg.replan_every
         if self._plan is None or self._plan_pos >= every:
-            self.model.eval()
+            model = self._acting_model()
+            model.eval()
             obs_z = self.norm.obs(obs).astype(np.float32)
             stalled = self._stalled(obs_z)
             s0 = torch.as_tensor(obs_z, device=self.device)
             R0 = self._acting_target(s0)
             if every == 1 and self.cfg.act_backend == "fast" and self.cfg.plan_samples == 1:
                 if self._actor is None or self._actor.batch_size != s0.shape[0]:
-                    self._actor = FastActor(self.model, s0.shape[0], self.device)
+                    self._actor = FastActor(model, s0.shape[0], self.device)
                 plan = self._actor.act(s0, R0)[:, None]  # deterministic: needs no RNG; bf16 handled inside
             else:
                 with self._own_rng(), self._autocast():
-                    plan = plan_actions(self.model, s0, R0, every, value_scale=self.norm.value_scale)
+                    plan = plan_actions(model, s0, R0, every, value_scale=self.norm.value_scale)
             self._plan = plan.float().cpu().numpy()
             if stalled.any():
                 rows = torch.as_tensor(stalled, device=self.device)
                 with self._own_rng(), self._autocast():
-                    drawn = plan_actions(self.model, s0[rows], R0[rows], every, sample=True)
+                    drawn = plan_actions(model, s0[rows], R0[rows], every, sample=True)
                 self._plan[stalled] = drawn.float().cpu().numpy()
             self._plan_pos = 0
         a = self._plan[:, self._plan_pos]
@@ -291,10 +320,10 @@ class MageAgent:
         rule = self.cfg.target_rule
         if rule == "value":
             with torch.no_grad():
-                return self.cfg.target_return_scale * self.model.return_head(s0_BS).float()
+                return self.cfg.target_return_scale * self._acting_model().return_head(s0_BS).float()
         if rule == "td":   # the stage-0 value is in value_scale units
             with torch.no_grad():
-                value = self.model.td_value(s0_BS).float() * (self.norm.value_scale / self.norm.rtg_scale)
+                value = self._acting_model().td_value(s0_BS).float() * (self.norm.value_scale / self.norm.rtg_scale)
             return self.cfg.target_return_scale * value
         rtg = np.full(self.num_envs, self.norm.target_return) if rule == "fixed" else self._rtg
         if rule == "clamped":
@@ -326,6 +355,7 @@ class MageAgent:
             "opt_critic": self.opt_critic.state_dict() if self.opt_critic else None,
             "opt_value": self.opt_value.state_dict() if self.opt_value else None,
             "opt_td": self.opt_td.state_dict() if self.opt_td else None,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "torch_rng": rng.clone(),
             "cuda_rng": (torch.cuda.get_rng_state(self.device) if self._in_fit and self.device.type == "cuda"
                          else self._cuda_rng),
@@ -352,6 +382,11 @@ class MageAgent:
                 self.opt_value.load_state_dict(state["opt_value"])
             if self.opt_td is not None:
                 self.opt_td.load_state_dict(state["opt_td"])
+            self.ema = None
+            if state.get("ema") is not None:
+                self.ema = torch.optim.swa_utils.AveragedModel(
+                    self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(self.cfg.ema_decay))
+                self.ema.load_state_dict(state["ema"])
         self._torch_rng = state["torch_rng"]
         self._cuda_rng = state["cuda_rng"]
         self.sample_gen.set_state(state["sample_gen"])

@@ -110,6 +110,8 @@ class MageConfig:
     discount: float = 0.99              # Table 10 (used by the a+cql critic and observe(); data RTG uses the suite gamma)
     weight_decay: float = 0.0           # not in paper: plain Adam as stated
     grad_clip: float = 1.0              # not in paper: stabilises transformer training (VAR clips at 2)
+    ema_decay: float = 0.0              # not in paper: > 0 = the generator stage's weights are averaged (EMA, as Diffuser and
+                                        # image generators act on), and the agent acts on the average; 0 = the last weights
     tokenizer_fraction: float = 1 / 3   # not in paper: share of `steps` given to stage 1 (tokenizer). Measured on maze2d-umaze
                                         # at the cpu profile (bench/README.md "Issue 15" I): 18k steps with the tokenizer at 6k
                                         # scored 8.9 / -14.2 (seeds 0, 1), with it kept at 2k (generator 16k) 68.2 / 52.3: a
@@ -231,6 +233,8 @@ class MageConfig:
                      "batch_size", "gumbel_tau", "value_batch_size", "value_updates", "value_lr", "plan_beta"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         for name in ("tokenizer_fraction", "target_return_quantile", "discount", "phi_ratio", "rtg_dropout"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")

@@ -159,7 +159,8 @@ def test_same_seed_same_actions_and_save_load_identical_actions(data):
 
 @pytest.mark.parametrize("overrides", [{"dropout": 0.1}, {"scheme": "a+cql", "dropout": 0.1}, {"cond_relabel": True},
                                        {"target_rule": "value", "generator_inputs": "sampled", "dropout": 0.1},
-                                       {"rtg_estimator": "n_step", "value_steps": 4, "target_rule": "td"}])
+                                       {"rtg_estimator": "n_step", "value_steps": 4, "target_rule": "td"},
+                                       {"ema_decay": 0.5, "dropout": 0.1}])
 def test_resume_from_a_mid_training_checkpoint_is_exact(data, overrides):
     """N steps straight == N/2 steps, save, load into a fresh agent, fit on to N (crosses both stages;
     with value_steps 4, the snapshots fall in stage 0 and stage 1, and the labels are rebuilt on resume)."""
@@ -176,6 +177,41 @@ def test_resume_from_a_mid_training_checkpoint_is_exact(data, overrides):
         for (name, p), (_, q) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
             assert torch.equal(p, q), (half, name)
         assert resumed.opt2.state_dict()["state"].keys() == straight.opt2.state_dict()["state"].keys()
+
+
+def test_ema_decay_trains_the_same_weights_and_acts_on_their_stage_2_average(data):
+    """ema_decay d: training is unchanged (same losses), the weights after fit are avg <- d avg + (1 - d) w over the
+    stage-2 steps (the first one copies w), and periodic evaluations during stage 2 act on that running average."""
+    cfg, n = {**TEST_CONFIG, "tokenizer_fraction": 0.5}, 8
+    plain_losses, ema_losses, stage2_weights = [], [], []
+    plain = MageAgent(seed=2)
+
+    def on_plain_step(step, m):
+        plain_losses.append(m["loss"])
+        if m["stage"] == 2.0:
+            stage2_weights.append([p.detach().clone() for p in plain.model.parameters()])
+    plain.fit(data, cfg, n, on_plain_step)
+    averaged = MageAgent(seed=2)
+
+    def on_step(step, m):
+        ema_losses.append(m["loss"])
+        if m["stage"] == 2.0 and step < n:   # mid stage 2: acting reads the running average, not the trained weights
+            assert averaged._acting_model() is averaged.ema.module
+    averaged.fit(data, {**cfg, "ema_decay": 0.75}, n, on_step)
+    assert ema_losses == plain_losses and len(stage2_weights) == 4
+    expected = stage2_weights[0]
+    for weights in stage2_weights[1:]:
+        expected = [0.75 * e + 0.25 * w for e, w in zip(expected, weights)]
+    for name_p, got, want, last in zip(averaged.model.named_parameters(), averaged.model.parameters(), expected,
+                                       plain.model.parameters()):
+        torch.testing.assert_close(got, want, msg=name_p[0])
+    moved = [not torch.equal(got, last) for got, last in zip(averaged.model.parameters(), plain.model.parameters())]
+    assert any(moved) and averaged.ema is None and averaged._acting_model() is averaged.model
+    restored = MageAgent(seed=0)   # the saved agent acts on the average too
+    restored.load_state_dict(averaged.state_dict())
+    np.testing.assert_array_equal(_actions(restored, data), _actions(averaged, data))
+    with pytest.raises(ValueError, match="ema_decay must be in"):
+        MageAgent(seed=0).fit(data, {**cfg, "ema_decay": 1.0}, 2)
 
 
 def test_cond_relabel_adds_the_relabelled_start_loss_to_stage_2_only(data):
