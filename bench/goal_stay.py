@@ -3,8 +3,9 @@
     python bench/goal_stay.py RUN_DIR... --episodes 50 --variant critic+decoder:base+samples:16:q_mean \
         --out results/reproduced/maze2d-cpu-umaze5/diagnostics/goal-stay.json
 
-Each run (final checkpoint.pt) acts under ``--variant`` (bench/mage_leads.py's variants; it must rank
-``samples:n:q`` or ``q_mean`` candidates) on the harness's evaluation episodes. At every step where the
+Each MAGE run (final checkpoint.pt) acts under ``--variant`` (bench/mage_leads.py's variants; it must rank
+``samples:n:q`` or ``q_mean`` candidates) on the harness's evaluation episodes; a run of another method (IQL,
+the reference that stays) acts as trained and gets the figures that need no candidates. At every step where the
 ball is within the reward radius of the goal, the n candidate first actions the generator offered and
 their stage-0 Q are compared with the *stay action*: the data's own waypoint controller aimed at the goal,
 a* = clip(10 (g - x) - v) (suites/mazes.py), which holds the ball at g. Per run it prints:
@@ -34,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mage.policy as policy  # noqa: E402
-from bench.mage_leads import load_run, variant_agent  # noqa: E402
+from bench.mage_leads import variant_agent  # noqa: E402
 
 STAY_DISTANCE = 0.5          # "stay-like": an action within this of the stay action (a quarter of the box's side)
 P_GAIN, D_GAIN = 10.0, -1.0  # suites/mazes.py WaypointController: the data's controller
@@ -67,6 +68,16 @@ class CandidateLog:
         self._restore()
 
 
+def load_any_run(run_dir: Path):
+    """(agent restored from the run's final checkpoint, its result.json) for a run of any method."""
+    from harness.methods import build_agent
+
+    info = json.loads((run_dir / "result.json").read_text())
+    agent = build_agent(info["method"], seed=info["seed"])
+    agent.load_state_dict(torch.load(run_dir / "checkpoint.pt", weights_only=False)["agent"])
+    return agent, info
+
+
 def play(agent, key: str, episodes: int, seed: int):
     """Plays ``episodes`` episodes at once (as suites.evaluation does); returns the per-step records, the goal
     [2] and the episodes' normalised scores [episodes]."""
@@ -79,12 +90,12 @@ def play(agent, key: str, episodes: int, seed: int):
     obs, info = envs.reset(seed=[seed + i for i in range(episodes)])
     goal = np.asarray(info["goal"][0], np.float64)
     agent.reset(episodes)
-    log = CandidateLog(agent)
+    log = CandidateLog(agent) if getattr(getattr(agent, "cfg", None), "plan_samples", 1) > 1 else None
     steps, alive, returns = [], np.ones(episodes, bool), np.zeros(episodes)
     try:
         for _ in range(int(spec.horizon)):
             action = agent.act(obs)
-            acts, weights = log.calls[-1]
+            acts, weights = log.calls[-1] if log is not None else (None, None)
             steps.append({"obs": obs.copy(), "action": action.copy(), "cands": acts, "weights": weights,
                           "alive": alive.copy()})
             obs, reward, terminated, truncated, _ = envs.step(action)
@@ -95,7 +106,8 @@ def play(agent, key: str, episodes: int, seed: int):
             if not alive.any():
                 break
     finally:
-        log.close()
+        if log is not None:
+            log.close()
         envs.close()
     return steps, goal, 100.0 * (returns - spec.ref_min) / (spec.ref_max - spec.ref_min)
 
@@ -110,13 +122,13 @@ def goal_stay_figures(steps: list[dict], goal: np.ndarray, radius: float) -> dic
         if not len(b):
             continue
         target = stay_action(s["obs"][b, :2], s["obs"][b, 2:4], goal)               # [b, 2]
-        stay_like = np.linalg.norm(s["cands"][:, b] - target[None], axis=-1) <= STAY_DISTANCE   # [N, b]
-        share.append(stay_like.mean(0))
-        weight.append((s["weights"][:, b] * stay_like).sum(0))
+        if s["cands"] is not None:
+            stay_like = np.linalg.norm(s["cands"][:, b] - target[None], axis=-1) <= STAY_DISTANCE   # [N, b]
+            share.append(stay_like.mean(0))
+            weight.append((s["weights"][:, b] * stay_like).sum(0))
         acted.append(np.linalg.norm(s["action"][b] - target, axis=-1))
         speed.append(np.linalg.norm(s["obs"][b, 2:4], axis=1))
-    cat = (lambda xs: np.concatenate(xs)) if share else (lambda xs: np.zeros(0))
-    share, weight, acted, speed = cat(share), cat(weight), cat(acted), cat(speed)
+    share, weight, acted, speed = (np.concatenate(xs) if xs else np.zeros(0) for xs in (share, weight, acted, speed))
     return {"episodes_reaching": int(reached.sum()), "left_again": int((reached & ~final_in).sum()),
             "goal_steps_per_reaching_episode": float(at_goal_T_B.sum() / max(1, reached.sum())),
             "stay_like_share": float(share.mean()) if share.size else None,
@@ -142,11 +154,14 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = []
     for run_dir in args.runs:
-        base, info = load_run(run_dir)
-        data = load_offline_dataset(info["dataset"], info.get("data_profile") or info["profile"])
-        agent = variant_agent(base, args.variant, data, 2000, info["seed"])
+        agent, info = load_any_run(run_dir)
+        variant = args.variant if info["method"] == "mage" else "as trained"
+        if info["method"] == "mage":
+            data = load_offline_dataset(info["dataset"], info.get("data_profile") or info["profile"])
+            agent = variant_agent(agent, args.variant, data, 2000, info["seed"])
         steps, goal, normalized = play(agent, info["dataset"], args.episodes, eval_seed(info["seed"]))
-        row = {"run": run_dir.name, "seed": info["seed"], "variant": args.variant, "score": float(normalized.mean()),
+        row = {"run": run_dir.name, "method": info["method"], "seed": info["seed"], "variant": variant,
+               "score": float(normalized.mean()),
                **goal_stay_figures(steps, goal, REWARD_RADIUS)}
         rows.append(row)
         print(json.dumps(row), flush=True)
