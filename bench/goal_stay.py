@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mage.policy as policy  # noqa: E402
-from bench.mage_leads import variant_agent  # noqa: E402
+from bench.mage_leads import load_run, variant_agent  # noqa: E402
 
 STAY_DISTANCE = 0.5          # "stay-like": an action within this of the stay action (a quarter of the box's side)
 P_GAIN, D_GAIN = 10.0, -1.0  # suites/mazes.py WaypointController: the data's controller
@@ -66,16 +66,6 @@ class CandidateLog:
 
     def close(self) -> None:
         self._restore()
-
-
-def load_any_run(run_dir: Path):
-    """(agent restored from the run's final checkpoint, its result.json) for a run of any method."""
-    from harness.methods import build_agent
-
-    info = json.loads((run_dir / "result.json").read_text())
-    agent = build_agent(info["method"], seed=info["seed"])
-    agent.load_state_dict(torch.load(run_dir / "checkpoint.pt", weights_only=False)["agent"])
-    return agent, info
 
 
 def play(agent, key: str, episodes: int, seed: int):
@@ -154,7 +144,7 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = []
     for run_dir in args.runs:
-        agent, info = load_any_run(run_dir)
+        agent, info = load_run(run_dir)
         variant = args.variant if info["method"] == "mage" else "as trained"
         if info["method"] == "mage":
             data = load_offline_dataset(info["dataset"], info.get("data_profile") or info["profile"])

@@ -63,8 +63,12 @@ from mage.value import ReturnHead, TDValue  # noqa: E402
 
 
 def load_run(run_dir: Path) -> tuple[MageAgent, dict]:
+    """(the agent restored from the run's final checkpoint.pt, its result.json); a MageAgent for MAGE runs,
+    the method's own agent for others (bench/goal_stay.py reads IQL runs too)."""
+    from harness.methods import build_agent
+
     info = json.loads((run_dir / "result.json").read_text())
-    agent = MageAgent(seed=info["seed"])
+    agent = build_agent(info["method"], seed=info["seed"])
     agent.load_state_dict(torch.load(run_dir / "checkpoint.pt", weights_only=False)["agent"])
     return agent, info
 
