@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 from harness.plan import Column, Plan, PlanError, load_plan, plan_name
 from harness.profiles import PROFILE_NAMES, load_profile
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--report-only", action="store_true",
                         help="write the table from the runs finished so far (others show as missing); run nothing")
     parser.add_argument("--fresh", action="store_true", help="forget the plan's finished runs and start over")
+    parser.add_argument("--rerun-stale", action="store_true",
+                        help="retrain the finished runs whose recorded config differs from what the code resolves "
+                        "now (a default changed since); without it they are reused, with a warning")
     parser.add_argument("--download", action="store_true", help="download missing Minari datasets first")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.KEY=VALUE",
                         help="config override, repeatable, e.g. --set mage.num_scales=4")
@@ -101,6 +105,8 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("--cpus-per-run must be > 0 and --gpus-per-run >= 0")
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, not {args.workers}")
+    if args.rerun_stale and args.report_only:
+        raise ValueError("--rerun-stale retrains runs and --report-only runs nothing: drop one of them")
     if args.workers > 1 and args.executor != "local":
         raise ValueError("--workers runs processes of the local executor; add --executor local "
                          "(Ray schedules its trials by --cpus-per-run / --gpus-per-run)")
@@ -122,6 +128,13 @@ def _run(args: argparse.Namespace) -> int:
     planned = plan_runs(plan, profile, seeds, overrides, device=worker_device(gpus_per_run))
     results_dir = Path(args.results_dir)
     store = RunStore((Path(args.storage) if args.storage else results_dir) / "runs")
+    stale = _stale_runs(planned, store)
+    if stale and args.rerun_stale and not args.dry_run:
+        print(f"retraining {_stale_summary(stale)}", file=sys.stderr)
+        for run_id in stale:
+            store.forget(run_id)
+    elif stale:
+        print(f"reproduce.py: reusing {_stale_summary(stale)}; --rerun-stale retrains them", file=sys.stderr)
     if args.dry_run:
         from harness.dryrun import describe_plan
         from suites.registry import dataset_spec
@@ -205,6 +218,34 @@ def _download(missing: dict[str, str], profile: str) -> None:
     for key in missing:
         print(f"downloading {key} ...", file=sys.stderr)
         load_offline_dataset(key, profile, download=True)
+
+
+def _stale_runs(planned, store: RunStore) -> dict[str, tuple[str, dict[str, tuple[Any, Any]]]]:
+    """{run_id: (method, config_changes)} of the finished runs whose result.json records an agent_config
+    other than the one the code resolves now (results written before configs were recorded cannot tell)."""
+    from harness.config import agent_config, config_changes
+
+    stale = {}
+    for run in planned:
+        result = store.result(run.spec.run_id)
+        if result is None or "agent_config" not in result:
+            continue
+        changes = config_changes(result["agent_config"], agent_config(run.spec.method, run.spec.config))
+        if changes:
+            stale[run.spec.run_id] = (run.spec.method, changes)
+    return stale
+
+
+def _stale_summary(stale: dict[str, tuple[str, dict[str, tuple[Any, Any]]]]) -> str:
+    """"2 finished runs made with other code defaults (mage ema_decay 0.0 -> 0.999)": one line."""
+    fields: dict[tuple[str, str], tuple[set[str], str]] = {}
+    for method, changes in stale.values():
+        for name, (then, now) in changes.items():
+            fields.setdefault((method, name), (set(), repr(now)))[0].add(repr(then))
+    listed = ", ".join(f"{method} {name} {'|'.join(sorted(then))} -> {now}"
+                       for (method, name), (then, now) in sorted(fields.items()))
+    runs = "1 finished run" if len(stale) == 1 else f"{len(stale)} finished runs"
+    return f"{runs} made with other code defaults ({listed})"
 
 
 def _sweep(planned, store: RunStore, args: argparse.Namespace, gpus_per_run: float, profile: str,

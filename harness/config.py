@@ -13,6 +13,7 @@ line instead of failing every run.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import types
 import typing
@@ -134,6 +135,22 @@ def build_config(method: str, config: dict[str, Any]) -> Any:
         return config_type(**config)
     except (TypeError, ValueError) as error:
         raise ValueError(" ".join(str(error).split())) from None
+
+
+def agent_config(method: str, config: dict[str, Any]) -> dict[str, Any]:
+    """``method``'s whole config, the code's defaults included, as JSON values: what a run trained with.
+
+    A run's id hashes only its resolved overrides (``config``), so that kept runs are found again after
+    an unrelated code change; result.json records this too, so a run finished before a default changed
+    can be told from one made after (``config_changes``)."""
+    return json.loads(json.dumps(dataclasses.asdict(build_config(method, config)), default=str))
+
+
+def config_changes(recorded: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """{field: (recorded value, current value)} of the fields where a finished run's recorded agent_config
+    differs from the config the code resolves now; a field the record lacks (added since) reads "unset"."""
+    return {name: (recorded.get(name, "unset"), value) for name, value in current.items()
+            if recorded.get(name, "unset") != value}
 
 
 def check_plan_configs(plan: Any, profile: str, cli_overrides: dict[str, dict[str, Any]]) -> None:

@@ -159,6 +159,7 @@ def _one_line(error: BaseException) -> str:
 def _train_and_evaluate(spec: RunSpec, store: RunStore, on_progress: OnProgress | None, on_metrics: Sink | None,
                         started: float) -> dict:
     import torch
+    from harness.config import agent_config
     from harness.methods import build_agent
     from suites.evaluation import evaluate
     from suites.registry import load_offline_dataset
@@ -217,6 +218,7 @@ def _train_and_evaluate(spec: RunSpec, store: RunStore, on_progress: OnProgress 
     result = {
         "run_id": spec.run_id, "method": spec.method, "dataset": spec.dataset, "seed": spec.seed,
         "profile": spec.profile, "data_profile": spec.data_profile or spec.profile, "config": spec.config,
+        "agent_config": agent_config(spec.method, spec.config),
         "steps": spec.steps, "eval_episodes": spec.eval_episodes, "eval_max_steps": spec.eval_max_steps, "eval_seed": eval_seed(spec.seed),
         "returns": np.asarray(episodes["result"].returns, np.float64).tolist(), "normalized": normalized.tolist(),
         "success": None if success is None else [bool(s) for s in success],

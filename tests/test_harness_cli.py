@@ -41,6 +41,7 @@ def _one_line_error(capsys, argv: list[str]) -> str:
     (["--table", "901", "--executor", "local", "--wandb", "proj"], "--wandb logs Ray Tune trials"),
     (["--table", "901", "--executor", "local", "--workers", "0"], "--workers must be at least 1, not 0"),
     (["--table", "901", "--workers", "2"], "--workers runs processes of the local executor"),
+    (["--table", "901", "--report-only", "--rerun-stale"], "--rerun-stale retrains runs and --report-only"),
 ])
 def test_bad_input_is_one_line_and_exit_2(env, capsys, argv, says):
     assert says in _one_line_error(capsys, argv)
@@ -103,6 +104,42 @@ def test_report_only_writes_the_table_of_finished_runs_and_runs_nothing(env, cap
     assert main(argv + ["--report-only"]) == 1    # reports; the failed run is not retried
     assert fit_events(tmp_path / "fit.log") == before
     assert "failed" in capsys.readouterr().out
+
+
+def test_a_run_finished_under_other_code_defaults_is_reused_with_a_warning_and_retrained_on_request(env, capsys, tmp_path):
+    """result.json records the agent's whole config, code defaults included. A finished run whose record
+    differs from what the code resolves now (its record rewritten as if batch_size's default had been 32
+    when it trained) keeps its run id and is reused with one warning line naming the field; --rerun-stale
+    trains it again, and only it."""
+    results_dir = tmp_path / "results"
+    argv = ["--table", "901", "--profile", "smoke", "--seeds", "1", "--executor", "local", "--quiet",
+            "--results-dir", str(results_dir)]
+    assert main(argv) == 0
+    paths = sorted((results_dir / "runs").glob("*/result.json"))
+    records = [json.loads(p.read_text()) for p in paths]
+    assert len(records) == 2
+    assert all(r["agent_config"]["batch_size"] == 64 and r["agent_config"]["tag"] == r["config"]["tag"] for r in records)
+    assert {r["agent_config"]["lr"] for r in records} == {0.01, 0.001}   # the default, and column B's override
+    old = records[0]
+    old["agent_config"]["batch_size"] = 32
+    paths[0].write_text(json.dumps(old))
+    capsys.readouterr()
+    trained = fit_events(tmp_path / "fit.log")
+
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "reusing 1 finished run made with other code defaults (toy batch_size 32 -> 64); --rerun-stale" in err
+    assert fit_events(tmp_path / "fit.log") == trained
+
+    assert main(argv + ["--rerun-stale"]) == 0
+    events = fit_events(tmp_path / "fit.log")
+    tag, other = old["config"]["tag"], records[1]["config"]["tag"]
+    assert events["end", tag, "0"] == trained["end", tag, "0"] + 1
+    assert events["end", other, "0"] == trained["end", other, "0"]
+    assert json.loads(paths[0].read_text())["agent_config"]["batch_size"] == 64
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "other code defaults" not in capsys.readouterr().err
 
 
 def test_nan_loss_fails_the_run_and_is_retried(env, capsys, tmp_path):
