@@ -113,7 +113,8 @@ class MageConfig:
     ema_decay: float = 0.999            # not in paper: > 0 = the agent acts on an exponential average of the stage-2 weights
                                         # (as Diffuser and image generators do; training itself is unchanged); 0 = the last
                                         # weights. measured on maze2d-umaze at the cpu profile, 4 seeds, each trained once and
-                                        # acted both ways: +11.2 +/- 9.6 (no seed worse; bench/README.md "Issue 15" P)
+                                        # acted both ways: +11.2 +/- 9.6 (no seed worse; bench/README.md "Issue 15" P); on
+                                        # medium and large the same as the old defaults' last weights, at random (Q)
     tokenizer_fraction: float = 1 / 3   # not in paper: share of `steps` given to stage 1 (tokenizer). Measured on maze2d-umaze
                                         # at the cpu profile (bench/README.md "Issue 15" I): 18k steps with the tokenizer at 6k
                                         # scored 8.9 / -14.2 (seeds 0, 1), with it kept at 2k (generator 16k) 68.2 / 52.3: a
