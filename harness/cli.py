@@ -128,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
     planned = plan_runs(plan, profile, seeds, overrides, device=worker_device(gpus_per_run))
     results_dir = Path(args.results_dir)
     store = RunStore((Path(args.storage) if args.storage else results_dir) / "runs")
-    stale = _stale_runs(planned, store)
+    stale = {} if args.fresh else _stale_runs(planned, store)   # --fresh forgets every run below anyway
     if stale and args.rerun_stale and not args.dry_run:
         print(f"retraining {_stale_summary(stale)}", file=sys.stderr)
         for run_id in stale:
