@@ -147,10 +147,14 @@ class MageAgent:
     def _update_ema(self) -> None:
         """avg <- d avg + (1 - d) w over the model's parameters after a stage-2 step (the first one copies w)."""
         if self.ema is None:
-            self.ema = torch.optim.swa_utils.AveragedModel(
-                self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(self.cfg.ema_decay))
+            self.ema = self._new_ema()
             self._actor = None   # acting moves to the average
         self.ema.update_parameters(self.model)
+
+    def _new_ema(self) -> torch.optim.swa_utils.AveragedModel:
+        """An exponential average (decay cfg.ema_decay) of the model's parameters, starting as a copy of them."""
+        return torch.optim.swa_utils.AveragedModel(
+            self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(self.cfg.ema_decay))
 
     def _act_on_ema(self) -> None:
         """At the last step: the model takes the averaged weights (so the final checkpoint, its evaluation and
@@ -384,8 +388,7 @@ class MageAgent:
                 self.opt_td.load_state_dict(state["opt_td"])
             self.ema = None
             if state.get("ema") is not None:
-                self.ema = torch.optim.swa_utils.AveragedModel(
-                    self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(self.cfg.ema_decay))
+                self.ema = self._new_ema()
                 self.ema.load_state_dict(state["ema"])
         self._torch_rng = state["torch_rng"]
         self._cuda_rng = state["cuda_rng"]
