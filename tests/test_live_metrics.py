@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
@@ -113,11 +114,15 @@ def test_ray_trials_report_the_metrics_to_tune_and_wandb(tmp_path):
         assert summary["config"]["spec"]["method"] == "toy"
 
 
+def _leet_inspect(run_folder, *flags: str) -> subprocess.CompletedProcess:
+    """wandb's own reader of an offline run's .wandb log: ``wandb leet inspect --json [flags] FOLDER``."""
+    return subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", *flags, str(run_folder)],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "WANDB_MODE": "offline"})
+
+
 def _wandb_summary(run_folder) -> dict:
-    """An offline W&B run's name, project, state, config and last logged values, read back by
-    wandb's own reader of its .wandb log (``wandb leet inspect --summary --json``)."""
-    out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--summary", "--json", str(run_folder)],
-                         capture_output=True, text=True, timeout=120, env={**os.environ, "WANDB_MODE": "offline"})
+    """An offline W&B run's name, project, state, config and last logged values (``--summary``)."""
+    out = _leet_inspect(run_folder, "--summary")
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -125,9 +130,8 @@ def _wandb_summary(run_folder) -> dict:
 def _wandb_records(run_folder) -> str:
     """One line per offline W&B run for a failure message: its folder, how many records of each type
     its .wandb log holds, and the run records' display names."""
-    out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run_folder)],
-                         capture_output=True, text=True, timeout=120, env={**os.environ, "WANDB_MODE": "offline"})
+    out = _leet_inspect(run_folder)
     records = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    types = {kind: sum(r.get("type") == kind for r in records) for kind in {r.get("type") for r in records}}
-    names = [r["run"].get("display_name") for r in records if r.get("type") == "run"]
-    return f"{run_folder.name}: records {types}, run names {names}, reader rc {out.returncode} {out.stderr[-300:]}"
+    types = Counter(record.get("type") for record in records)
+    names = [record["run"].get("display_name") for record in records if record.get("type") == "run"]
+    return f"{run_folder.name}: records {dict(types)}, run names {names}, reader rc {out.returncode} {out.stderr[-300:]}"
