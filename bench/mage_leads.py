@@ -19,10 +19,11 @@ they stayed). Variants:
   (``switched:v``: D below V(s_0) = v, D' from v on; MageConfig.switch_value);
 - ``critic[:tau[:n]]``: IQL's V and twin Q fitted here by TD (n steps, default 20,000, expectile tau, default
   0.9) as stage 0 trains them, the acting target left as the run has it (for ``samples`` on runs without one);
-- ``samples:n[:rank[:beta]]``: act on the best of n plans (greedy + n - 1 sampled), ranked by the stage-0 value of
+- ``samples:n[:rank[:beta[:T]]]``: act on the best of n plans (greedy + n - 1 sampled), ranked by the stage-0 value of
   the last state (rank ``value``), its mean over the plan's states (``mean_value``), the stage-0 Q of s_0
   and the plan's first action (``q``) or the plan's decoded R_0 (``return``); ``q_mean``: the n first actions
-  averaged with IQL's weights exp(beta A) (MageConfig.plan_beta, default 3);
+  averaged with IQL's weights exp(beta A) (MageConfig.plan_beta, default 3; empty keeps it); T: the sampled plans'
+  token temperature (MageConfig.plan_temperature, default 1);
 - ``stall:k[:r]``: the stall escape (MageConfig.stall_steps k, stall_radius r): a plan drawn token by token
   once the agent has stood within r (z-scored) of one point for k steps without reward;
 - ``guidance:w``: classifier-free guidance w while acting (a run trained with rtg_dropout > 0);
@@ -194,8 +195,10 @@ def apply_variant(agent: MageAgent, variant: str, data, inverse_steps: int, seed
     elif name == "samples":
         cfg.plan_samples = int(args[0])
         cfg.plan_rank = args[1] if len(args) > 1 else "value"
-        if len(args) > 2:
+        if len(args) > 2 and args[2]:
             cfg.plan_beta = float(args[2])
+        if len(args) > 3:
+            cfg.plan_temperature = float(args[3])
     elif name == "guidance":
         cfg.guidance = float(args[0])
     elif name == "stall":

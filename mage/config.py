@@ -201,6 +201,10 @@ class MageConfig:
                                         # umaze 30.2 +- 16.6 (5 seeds; reaches the goal from 81-100% of the starts in
                                         # every seed, stays in some), medium 2.7 +- 9.7 (3); IQL 67.1 / 21.0: off
     plan_beta: float = 3.0              # not in paper: inverse temperature of plan_rank q_mean (IQL's beta on maze2d)
+    plan_temperature: float = 1.0       # not in paper: the plan_samples - 1 drawn plans draw each token from
+                                        # softmax(logits / T); T > 1 widens what the generator offers q_mean at a state
+                                        # (bench/README.md "Issue 15" O: the share of stay-like candidates at the goal
+                                        # orders the seeds' stays). Measured: bench/README.md "Issue 15" V
     replan_every: int = 1               # not in paper: the action is a_0, so replanning every step is the natural reading;
                                         # > 1 plays a_1.. of the decoded window (explicit I(s_t, s_t+1) when it holds no actions)
     stall_steps: int = 0                # not in paper: > 0 = once the observation has stayed within stall_radius of where
@@ -233,7 +237,8 @@ class MageConfig:
         if self.plan_rank == "return" and self.scheme != "rs":
             raise ValueError(f"plan_rank return reads the plan's R channel: it needs scheme rs, got {self.scheme!r}")
         for name in ("num_blocks", "num_heads", "embed_dim", "horizon", "codebook_size", "codebook_dim", "lr",
-                     "batch_size", "gumbel_tau", "value_batch_size", "value_updates", "value_lr", "plan_beta"):
+                     "batch_size", "gumbel_tau", "value_batch_size", "value_updates", "value_lr", "plan_beta",
+                     "plan_temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:

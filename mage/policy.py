@@ -13,13 +13,13 @@ from mage.quantizer import scale_down, scale_up
 
 @torch.no_grad()
 def generate(model: MageModel, cond_BD: torch.Tensor, tokens_given: list[torch.Tensor] | None = None,
-             guidance: float | None = None, sample: bool = False):
+             guidance: float | None = None, sample: bool = False, temperature: float = 1.0):
     """Token maps [B, l_k] per scale (argmax, or ``tokens_given`` for teacher forcing), their logits
     [B, l_k, V], and f_hat [B, C, H] = sum_k Phi_k(scale_up(C[m_k])).
 
     ``guidance`` w (default the config's): classifier-free guidance, l = l(s_0) + w (l(s_0, R_0) - l(s_0)),
     the unconditional rows run as a second half of the batch that sees the same chosen tokens.
-    ``sample``: tokens drawn from softmax(l) (torch's global RNG) instead of the argmax."""
+    ``sample``: tokens drawn from softmax(l / ``temperature``) (torch's global RNG) instead of the argmax."""
     gen, q = model.generator, model.quantizer
     w = model.cfg.guidance if guidance is None else guidance
     B = cond_BD.shape[0]
@@ -40,8 +40,8 @@ def generate(model: MageModel, cond_BD: torch.Tensor, tokens_given: list[torch.T
             lg = lg[B:] + w * (lg[:B] - lg[B:])
         if tokens_given is not None:
             tok = tokens_given[k]
-        elif sample:   # Gumbel-max: a draw from softmax(l)
-            tok = (lg.float() - torch.empty_like(lg, dtype=torch.float).exponential_().log()).argmax(-1)
+        elif sample:   # Gumbel-max: a draw from softmax(l / T)
+            tok = (lg.float() / temperature - torch.empty_like(lg, dtype=torch.float).exponential_().log()).argmax(-1)
         else:
             tok = lg.argmax(-1)
         tokens.append(tok)
@@ -84,12 +84,13 @@ def plan_actions(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Tensor, ste
 @torch.no_grad()
 def candidate_plans(model: MageModel, s0_BS: torch.Tensor, R0_B1: torch.Tensor,
                     n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """n plans per episode, the greedy one and n - 1 drawn token by token: the decoded windows
+    """n plans per episode, the greedy one and n - 1 drawn token by token (at cfg.plan_temperature): the decoded windows
     x_hat [n * B, H, F] (candidate k of episode b at row k * B + b) and the explicit head's first action of
     each [n * B, act_dim] (from the observed s_0 when cfg.explicit_from is "observed")."""
     s0, R0 = s0_BS.repeat(n, 1), R0_B1.repeat(n, 1)
     _, _, greedy = generate(model, model.condition(s0_BS, R0_B1))
-    _, _, drawn = generate(model, model.condition(s0[len(s0_BS):], R0[len(s0_BS):]), sample=True)
+    _, _, drawn = generate(model, model.condition(s0[len(s0_BS):], R0[len(s0_BS):]), sample=True,
+                           temperature=model.cfg.plan_temperature)
     x_hat = model.plan_window(torch.cat([greedy, drawn]), s0, R0).float()
     states = x_hat[:, :, model.layout.states]
     first = model.explicit_inverse(s0 if model.cfg.explicit_from == "observed" else states[:, 0], states[:, 1])

@@ -151,3 +151,36 @@ def test_advantage_weights_reshape_the_plan_losses_but_not_the_inverse_dynamics(
     torch.testing.assert_close(only_first["loss/inv"], plain["loss/inv"])
     torch.testing.assert_close(only_first["loss/ce"], first_alone["loss/ce"], rtol=1e-5, atol=1e-6)
     assert abs(only_first["loss/ce"] - plain["loss/ce"]) > 1e-4
+
+
+def test_drawn_tokens_follow_the_softmax_of_the_logits_over_the_temperature():
+    """generate(sample=True, temperature=T) draws each token from softmax(l / T): the first scale's single
+    token over 4,000 draws matches that distribution, a tiny T gives the greedy tokens at every scale, and
+    candidate_plans draws its plans at cfg.plan_temperature."""
+    from mage.policy import candidate_plans
+    model = _model()
+    model.generator.head.weight.data.mul_(3.0)   # logits far from uniform, so T visibly reshapes them
+    cond = torch.randn(1, 4).repeat(4000, 1)
+    greedy, logits, _ = generate(model, cond[:1])
+    for T in (1.0, 2.0):
+        torch.manual_seed(1)
+        drawn, _, _ = generate(model, cond, sample=True, temperature=T)
+        counts = torch.bincount(drawn[0][:, 0], minlength=model.cfg.codebook_size).float() / len(cond)
+        expected = torch.softmax(logits[0][0, 0].float() / T, dim=-1)
+        assert (counts - expected).abs().sum() / 2 < 0.04, T        # total variation distance
+    at_one, at_two = (torch.softmax(logits[0][0, 0].float() / T, dim=-1) for T in (1.0, 2.0))
+    assert (at_one - at_two).abs().sum() / 2 > 0.15     # so the draws above tell T = 1 from T = 2
+    torch.manual_seed(1)
+    cold, _, _ = generate(model, cond[:8], sample=True, temperature=1e-6)
+    for k, tokens in enumerate(cold):
+        assert torch.equal(tokens, greedy[k].expand_as(tokens)), k
+    s0, R0 = torch.randn(3, 3), torch.rand(3, 1)
+    model.cfg.plan_temperature = 1e-6
+    x_hat, first = candidate_plans(model, s0, R0, 4)                  # the greedy plan and 3 cold draws
+    torch.testing.assert_close(x_hat.view(4, 3, *x_hat.shape[1:]), x_hat[:3].expand(4, *x_hat[:3].shape))
+    model.cfg.plan_temperature = 1.0
+    torch.manual_seed(1)
+    x_hot, _ = candidate_plans(model, s0, R0, 4)
+    assert not torch.allclose(x_hot[3:], x_hot[:3].repeat(3, 1, 1))
+    with pytest.raises(ValueError, match="plan_temperature"):
+        resolve_config({"plan_temperature": 0.0})
