@@ -282,11 +282,19 @@ def iqm_frame(plan: Plan, runs: pd.DataFrame) -> pd.DataFrame:
             records.append({"column": column.label, "iqm": math.nan, "ci_low": math.nan, "ci_high": math.nan,
                             "n_tasks": 0, "n_seeds": 0})
             continue
-        with warnings.catch_warnings():  # rliable hands arch a RandomState, which arch now deprecates
-            warnings.simplefilter("ignore", FutureWarning)
-            points, intervals = rly.get_interval_estimates(
-                {column.label: matrix}, lambda scores: np.array([metrics.aggregate_iqm(scores)]),
-                reps=BOOTSTRAP_REPS, random_state=np.random.RandomState(BOOTSTRAP_SEED))
+        # rliable's StratifiedBootstrap draws its resamples from numpy's global RNG (np.random.choice), not from
+        # random_state, so the global RNG is seeded here (and put back after) for a table that --report-only
+        # rebuilds to the last digit
+        global_rng = np.random.get_state()
+        np.random.seed(BOOTSTRAP_SEED)
+        try:
+            with warnings.catch_warnings():  # rliable hands arch a RandomState, which arch now deprecates
+                warnings.simplefilter("ignore", FutureWarning)
+                points, intervals = rly.get_interval_estimates(
+                    {column.label: matrix}, lambda scores: np.array([metrics.aggregate_iqm(scores)]),
+                    reps=BOOTSTRAP_REPS, random_state=np.random.RandomState(BOOTSTRAP_SEED))
+        finally:
+            np.random.set_state(global_rng)
         records.append({"column": column.label, "iqm": float(points[column.label][0]),
                         "ci_low": float(intervals[column.label][0, 0]), "ci_high": float(intervals[column.label][1, 0]),
                         "n_tasks": matrix.shape[1], "n_seeds": matrix.shape[0]})
