@@ -122,14 +122,30 @@ def _trial_run_id(trial) -> str:
 
 
 def _wandb_callback(settings: WandbSettings):
-    from ray.air.integrations.wandb import WandbLoggerCallback
+    from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
+
+    class FlushedLoggingActor(_WandbLoggingActor):
+        """Ray's per-trial W&B logging actor, which also waits for W&B to write the run out before it returns.
+
+        Tune ray.kill()s a trial's logging actor as soon as its run() returns, and with it the wandb-core child
+        process. wandb.finish() can return before wandb-core has flushed the run's .wandb log, which wandb's own
+        atexit teardown would wait for, but a killed process runs no atexit. Seen twice in the W&B test: one
+        offline run's log held 7 bytes, its actor killed 50 ms into finish() (Ray's worker log: "killed by
+        `ray.kill`"), wandb-core never told to close the stream. wandb.teardown() is that wait, called here."""
+
+        def run(self):
+            super().run()
+            self._wandb.teardown()
+
+    class FlushedWandbLoggerCallback(WandbLoggerCallback):
+        _logger_actor_cls = FlushedLoggingActor
 
     folder = {} if os.environ.get("WANDB_DIR") else {"dir": str(settings.folder.resolve())}
     if folder:
         settings.folder.mkdir(parents=True, exist_ok=True)
     # run_id and status are strings (the run's name says the one, the summary's score the other)
-    return WandbLoggerCallback(project=settings.project, group=settings.group, excludes=["run_id", "status"],
-                               **folder)
+    return FlushedWandbLoggerCallback(project=settings.project, group=settings.group, excludes=["run_id", "status"],
+                                      **folder)
 
 
 def _check_resources(available: dict[str, float], cpus_per_run: float, gpus_per_run: float) -> None:
