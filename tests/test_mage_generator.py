@@ -176,7 +176,7 @@ def test_drawn_tokens_follow_the_softmax_of_the_logits_over_the_temperature():
         assert torch.equal(tokens, greedy[k].expand_as(tokens)), k
     s0, R0 = torch.randn(3, 3), torch.rand(3, 1)
     model.cfg.plan_temperature = 1e-6
-    x_hat, first = candidate_plans(model, s0, R0, 4)                  # the greedy plan and 3 cold draws
+    x_hat, _ = candidate_plans(model, s0, R0, 4)                  # the greedy plan and 3 cold draws
     torch.testing.assert_close(x_hat.view(4, 3, *x_hat.shape[1:]), x_hat[:3].expand(4, *x_hat[:3].shape))
     model.cfg.plan_temperature = 1.0
     torch.manual_seed(1)
