@@ -206,7 +206,9 @@ class MageConfig:
                                         # (bench/README.md "Issue 15" O: the share of stay-like candidates at the goal
                                         # orders the seeds' stays). Measured (bench/README.md "Issue 15" V, umaze, 4 seeds,
                                         # D + q_mean over 16): T = 2 16.0 +- 10.9 against T = 1 -4.7 +- 10.0, the stay-like
-                                        # share up in every seed; the greedy defaults 25.4 +- 23.1: 1
+                                        # share up in every seed; the greedy defaults 25.4 +- 23.1; with the candidates at
+                                        # 1 x the critic's V ("Issue 15" W, 4 other trainings) T = 2 10.8 +- 12.7 against
+                                        # T = 1 29.3 +- 16.2, lower in 3 seeds of 4: 1
     replan_every: int = 1               # not in paper: the action is a_0, so replanning every step is the natural reading;
                                         # > 1 plays a_1.. of the decoded window (explicit I(s_t, s_t+1) when it holds no actions)
     stall_steps: int = 0                # not in paper: > 0 = once the observation has stayed within stall_radius of where
