@@ -15,6 +15,8 @@ they stayed). Variants:
   other stages does; nothing else changes), x scaling V;
 - ``td[:tau[:x[:n]]]``: target rule "td", x times IQL's V(s): the run's own stage-0 value (``td`` or
   ``td::x``), or one fitted here by TD for n steps (default 20,000) at expectile tau when tau is given;
+- ``iql-critic:RUN``: the candidates ranked by a trained IQL run's twin Q instead of the stage-0 Q (V(s) stays
+  the stage-0 one; after ``critic`` or ``td:TAU``): whether IQL's critic would pick MAGE's candidates differently;
 - ``decoder:adapted|base|anchored|switched[:v]``: the plan_decoder that turns the generated tokens into the plan
   (``switched:v``: D below V(s_0) = v, D' from v on; MageConfig.switch_value);
 - ``critic[:tau[:n]]``: IQL's V and twin Q fitted here by TD (n steps, default 20,000, expectile tau, default
@@ -109,6 +111,25 @@ def fit_td_value(agent: MageAgent, data, tau: float = CRITIC_TAU, steps: int = C
     model.eval()
 
 
+def borrow_iql_critic(agent: MageAgent, iql_run: Path) -> None:
+    """Make the stage-0 Q that ranks candidates (``td_value.q``) a trained IQL run's twin-Q minimum, in place;
+    V(s) (the td target) stays the run's own. Q is returned in the MAGE value units q_mean expects
+    (IQL's reward units / value_scale), so q_mean's weights are exactly IQL's exp(beta Q), normalised."""
+    iql, info = load_run(iql_run)
+    if info["method"] != "iql":
+        raise SystemExit(f"mage_leads: iql-critic needs an IQL run, {iql_run} is {info['method']!r}")
+    norm, value_scale = agent.norm, agent.norm.value_scale
+    obs_mean, obs_std = (torch.as_tensor(x) for x in (norm.obs_mean, norm.obs_std))
+    act_low, act_high = (torch.as_tensor(x) for x in (norm.act_low, norm.act_high))
+
+    def q(s_BS: torch.Tensor, a_BA: torch.Tensor) -> torch.Tensor:
+        obs = s_BS.float() * obs_std + obs_mean                                  # MAGE z-scores -> env units
+        act = act_low + (a_BA.float().clamp(-1, 1) + 1) / 2 * (act_high - act_low)
+        iql_obs, iql_act = iql.normaliser.obs(obs), iql.normaliser.to_unit_action(act)
+        return torch.min(*iql.qf.both(iql_obs, iql_act)) / value_scale
+    agent.model.td_value.q = q
+
+
 def refit_inverse_on_generated(agent: MageAgent, data, steps: int, seed: int) -> None:
     """Fine-tune I on (Z of the greedy tokens for the data's (s_0, R_0), a_0), in place."""
     cfg, model = agent.cfg, agent.model
@@ -188,6 +209,10 @@ def apply_variant(agent: MageAgent, variant: str, data, inverse_steps: int, seed
     elif name == "critic":   # the stage-0 twin Q and V beside the run, the acting target left as trained
         fit_td_value(agent, data, float(args[0]) if args else CRITIC_TAU,
                      int(args[1]) if len(args) > 1 else CRITIC_STEPS, seed)
+    elif name == "iql-critic":
+        if agent.model.td_value is None:
+            raise SystemExit(f"mage_leads: variant {variant!r} replaces the stage-0 Q: put critic or td:TAU before it")
+        borrow_iql_critic(agent, Path(args[0]))
     elif name == "decoder":
         cfg.plan_decoder = args[0]
         if len(args) > 1:

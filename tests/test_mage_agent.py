@@ -314,6 +314,38 @@ def test_leads_critic_variant_fits_a_td_critic_and_keeps_the_target_rule(data):
     assert action.shape == (3, data.act_dim) and np.isfinite(action).all()
 
 
+def test_leads_iql_critic_variant_ranks_candidates_by_a_trained_iql_runs_q(data, tmp_path):
+    """bench/mage_leads.py "iql-critic:RUN": the stage-0 Q that q_mean reads becomes the IQL run's twin-Q minimum
+    (converted to MAGE's value units, so beta * value_scale * Q is IQL's beta * Q); V(s) stays the fitted one."""
+    import json
+
+    from baselines.iql import IQLAgent
+    from bench.mage_leads import variant_agent
+    iql = IQLAgent(seed=0)
+    iql.fit(data, {"hidden_dim": 16, "batch_size": 32}, 5)
+    run = tmp_path / "iql-run"
+    run.mkdir()
+    torch.save({"agent": iql.state_dict()}, run / "checkpoint.pt")
+    (run / "result.json").write_text(json.dumps({"method": "iql", "seed": 0}))
+    agent = MageAgent(seed=0)
+    agent.fit(data, {**TEST_CONFIG, "target_rule": "value"}, 6)
+    with pytest.raises(SystemExit, match="put critic"):
+        variant_agent(agent, f"iql-critic:{run}", data, 0, seed=3)
+    fitted = variant_agent(agent, "critic:0.8:5", data, 0, seed=3)
+    borrowed = variant_agent(agent, f"critic:0.8:5+iql-critic:{run}+samples:4:q_mean", data, 0, seed=3)
+    obs, act = data.observations[:7].astype(np.float32), data.actions[:7].astype(np.float32)
+    s_BS, a_BA = torch.as_tensor(borrowed.norm.obs(obs)), torch.as_tensor(borrowed.norm.act(act))
+    with torch.no_grad():
+        q_iql = torch.min(*iql.qf.both(iql.normaliser.obs(torch.as_tensor(obs)),
+                                       iql.normaliser.to_unit_action(torch.as_tensor(act))))
+        q_borrowed = borrowed.model.td_value.q(s_BS, a_BA) * borrowed.norm.value_scale
+        assert torch.allclose(q_borrowed, q_iql, atol=1e-5)
+        assert not torch.allclose(fitted.model.td_value.q(s_BS, a_BA) * fitted.norm.value_scale, q_iql, atol=1e-3)
+        assert torch.equal(borrowed.model.td_value(s_BS), fitted.model.td_value(s_BS))     # V(s) is still the fitted one
+    action = borrowed.act(data.observations[:3])
+    assert action.shape == (3, data.act_dim) and np.isfinite(action).all()
+
+
 def test_stage_swap_keeps_one_seeds_tokenizer_and_takes_the_others_stage_2(data):
     from bench.mage_stage_swap import STAGE2_ONLY_PREFIXES, hybrid_state, train_stage_one
     config, steps = dict(TEST_CONFIG, tokenizer_fraction=0.5), 8
