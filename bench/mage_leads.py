@@ -19,8 +19,9 @@ they stayed). Variants:
   the stage-0 one; after ``critic`` or ``td:TAU``): whether IQL's critic would pick MAGE's candidates differently;
 - ``decoder:adapted|base|anchored|switched[:v]``: the plan_decoder that turns the generated tokens into the plan
   (``switched:v``: D below V(s_0) = v, D' from v on; MageConfig.switch_value);
-- ``critic[:tau[:n]]``: IQL's V and twin Q fitted here by TD (n steps, default 20,000, expectile tau, default
+- ``critic[:tau[:n[:flags]]]``: IQL's V and twin Q fitted here by TD (n steps, default 20,000, expectile tau, default
   0.9) as stage 0 trains them, the acting target left as the run has it (for ``samples`` on runs without one);
+  flags ``raw`` (fit on the raw rewards, IQL's units) and/or ``relu`` (IQL's activation), joined by ``-``;
 - ``samples:n[:rank[:beta[:T]]]``: act on the best of n plans (greedy + n - 1 sampled), ranked by the stage-0 value of
   the last state (rank ``value``), its mean over the plan's states (``mean_value``), the stage-0 Q of s_0
   and the plan's first action (``q``) or the plan's decoded R_0 (``return``); ``q_mean``: the n first actions
@@ -96,18 +97,48 @@ def fit_return_head(agent: MageAgent, data, tau: float, seed: int) -> None:
 CRITIC_TAU, CRITIC_STEPS = 0.9, 20_000   # a fitted critic's defaults: E's stage 0 (IQL's 20k steps at tau 0.9)
 
 
-def fit_td_value(agent: MageAgent, data, tau: float = CRITIC_TAU, steps: int = CRITIC_STEPS, seed: int = 0) -> None:
+class Scaled(torch.nn.Module):
+    """Multiplies its input by a constant: appended to a network fitted in other units."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+
+def fit_td_value(agent: MageAgent, data, tau: float = CRITIC_TAU, steps: int = CRITIC_STEPS, seed: int = 0,
+                 flags: tuple[str, ...] = ()) -> None:
     """IQL's V(s) by TD at expectile ``tau`` for ``steps`` steps, as stage 0 trains it; attached to ``agent``
-    in place (the run's RTG labels, read already, do not change)."""
+    in place (the run's RTG labels, read already, do not change). ``flags``, where stage 0 differs from
+    baselines/iql.py: "raw" fits V and Q on the raw rewards (IQL's units) instead of rewards / value_scale,
+    then rescales their outputs to stage 0's units; "relu" uses ReLU instead of GELU in V and Q (IQL's)."""
     cfg, model = agent.cfg, agent.model
     cfg.td_expectile = tau
     torch.manual_seed(seed)
-    model.td_value = TDValue(model.obs_dim, model.act_dim, model.latent_inverse.net[0].out_features)
+    head = TDValue(model.obs_dim, model.act_dim, model.latent_inverse.net[0].out_features)
+    if "relu" in flags:
+        for net in (head.v, head.q1.net, head.q2.net, head.q1_target.net, head.q2_target.net):
+            for i, layer in enumerate(net):
+                if isinstance(layer, torch.nn.GELU):
+                    net[i] = torch.nn.ReLU()
+    model.td_value = head
     agent.opt_td = torch.optim.Adam(model.td_value.trainable_parameters(), lr=cfg.value_lr)
     sampler = WindowSampler(data, agent.norm, model.layout, cfg.horizon, agent.device, cfg.rtg_across_cuts)
     agent.sample_gen.manual_seed(seed)
-    for _ in range(steps):
-        agent._value_pretrain_step(sampler)
+    value_scale = agent.norm.value_scale
+    if "raw" in flags:
+        agent.norm.value_scale = 1.0
+    try:
+        for _ in range(steps):
+            agent._value_pretrain_step(sampler)
+    finally:
+        agent.norm.value_scale = value_scale
+    if "raw" in flags:
+        head.v.append(Scaled(1.0 / value_scale))
+        head.q1.net.append(Scaled(1.0 / value_scale))
+        head.q2.net.append(Scaled(1.0 / value_scale))
     model.eval()
 
 
@@ -207,8 +238,9 @@ def apply_variant(agent: MageAgent, variant: str, data, inverse_steps: int, seed
         elif agent.model.td_value is None:
             raise SystemExit(f"mage_leads: variant {variant!r}: the run has no stage-0 value; give td:TAU to fit one")
     elif name == "critic":   # the stage-0 twin Q and V beside the run, the acting target left as trained
-        fit_td_value(agent, data, float(args[0]) if args else CRITIC_TAU,
-                     int(args[1]) if len(args) > 1 else CRITIC_STEPS, seed)
+        fit_td_value(agent, data, float(args[0]) if args and args[0] else CRITIC_TAU,
+                     int(args[1]) if len(args) > 1 and args[1] else CRITIC_STEPS, seed,
+                     tuple(args[2].split("-")) if len(args) > 2 else ())
     elif name == "iql-critic":
         if agent.model.td_value is None:
             raise SystemExit(f"mage_leads: variant {variant!r} replaces the stage-0 Q: put critic or td:TAU before it")

@@ -314,6 +314,28 @@ def test_leads_critic_variant_fits_a_td_critic_and_keeps_the_target_rule(data):
     assert action.shape == (3, data.act_dim) and np.isfinite(action).all()
 
 
+def test_leads_critic_flags_fit_in_iqls_units_and_activation_and_answer_in_stage_0_units(data):
+    """"critic:tau:n:raw-relu": V and Q fitted on the raw rewards with ReLU (baselines/iql.py's choices), their outputs
+    rescaled by 1 / value_scale, so they match a fit on rewards / value_scale up to the fit itself; the run's
+    normaliser is left as it was."""
+    from bench.mage_leads import Scaled, variant_agent
+    agent = MageAgent(seed=0)
+    agent.fit(data, {**TEST_CONFIG, "target_rule": "value"}, 6)
+    scale = agent.norm.value_scale
+    raw = variant_agent(agent, "critic:0.8:200:raw-relu", data, 0, seed=3)
+    plain = variant_agent(agent, "critic:0.8:200", data, 0, seed=3)
+    assert raw.norm.value_scale == scale
+    head = raw.model.td_value
+    for net in (head.v, head.q1.net, head.q2.net):
+        assert isinstance(net[-1], Scaled) and net[-1].factor == pytest.approx(1 / scale)
+        assert any(isinstance(m, torch.nn.ReLU) for m in net) and not any(isinstance(m, torch.nn.GELU) for m in net)
+    s_BS = torch.as_tensor(raw.norm.obs(data.observations[:50]).astype(np.float32))
+    with torch.no_grad():
+        v_raw, v_plain = raw.model.td_value(s_BS)[:, 0], plain.model.td_value(s_BS)[:, 0]
+    assert scale > 2      # otherwise the units would not tell apart
+    assert abs(float(v_raw.mean() - v_plain.mean())) < 0.5 * float(v_plain.abs().mean()) + 0.05
+
+
 def test_leads_iql_critic_variant_ranks_candidates_by_a_trained_iql_runs_q(data, tmp_path):
     """bench/mage_leads.py "iql-critic:RUN": the stage-0 Q that q_mean reads becomes the IQL run's twin-Q minimum
     (converted to MAGE's value units, so beta * value_scale * Q is IQL's beta * Q); V(s) stays the fitted one."""
