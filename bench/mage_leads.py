@@ -21,7 +21,8 @@ they stayed). Variants:
   (``switched:v``: D below V(s_0) = v, D' from v on; MageConfig.switch_value);
 - ``critic[:tau[:n[:flags]]]``: IQL's V and twin Q fitted here by TD (n steps, default 20,000, expectile tau, default
   0.9) as stage 0 trains them, the acting target left as the run has it (for ``samples`` on runs without one);
-  flags ``raw`` (fit on the raw rewards, IQL's units) and/or ``relu`` (IQL's activation), joined by ``-``;
+  flags ``raw`` (fit on the raw rewards, IQL's units), ``relu`` (IQL's activation) and ``seedK`` (the fit's seed K
+  instead of the run's), joined by ``-``;
 - ``samples:n[:rank[:beta[:T]]]``: act on the best of n plans (greedy + n - 1 sampled), ranked by the stage-0 value of
   the last state (rank ``value``), its mean over the plan's states (``mean_value``), the stage-0 Q of s_0
   and the plan's first action (``q``) or the plan's decoded R_0 (``return``); ``q_mean``: the n first actions
@@ -113,9 +114,11 @@ def fit_td_value(agent: MageAgent, data, tau: float = CRITIC_TAU, steps: int = C
     """IQL's V(s) by TD at expectile ``tau`` for ``steps`` steps, as stage 0 trains it; attached to ``agent``
     in place (the run's RTG labels, read already, do not change). ``flags``, where stage 0 differs from
     baselines/iql.py: "raw" fits V and Q on the raw rewards (IQL's units) instead of rewards / value_scale,
-    then rescales their outputs to stage 0's units; "relu" uses ReLU instead of GELU in V and Q (IQL's)."""
+    then rescales their outputs to stage 0's units; "relu" uses ReLU instead of GELU in V and Q (IQL's);
+    "seedK" initialises and samples the fit with seed K instead of ``seed`` (another draw of the same fit)."""
     cfg, model = agent.cfg, agent.model
     cfg.td_expectile = tau
+    seed = next((int(f[4:]) for f in flags if f.startswith("seed")), seed)
     torch.manual_seed(seed)
     head = TDValue(model.obs_dim, model.act_dim, model.latent_inverse.net[0].out_features)
     if "relu" in flags:
