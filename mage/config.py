@@ -153,7 +153,9 @@ class MageConfig:
     bootstrap_steps: int | None = None  # not in paper: n of the n_step estimator; None = horizon (a window's own length)
     value_steps: int = 0                # not in paper: stage 0, TD steps of IQL's V and twin Q before stage 1 (needed by
                                         # rtg_estimator n_step and target_rule td; counted in fit's steps)
-    td_expectile: float = 0.9           # not in paper: IQL's expectile tau of the stage-0 value (IQL uses 0.7-0.9)
+    td_expectile: float = 0.9           # not in paper: IQL's expectile tau of the stage-0 value (IQL uses 0.7-0.9).
+                                        # Measured (bench/README.md "Issue 15" X, medium seeds 0-1, td::1 + q_mean):
+                                        # 0.7 scores as 0.9 (-7.1 / -6.5); IQL's own trained Q there 59.2 / 55.5
     advantage_beta: float = 0.0         # not in paper: > 0 = stage 2 weighs each window's L_CE and L_cond by
                                         # min(exp(beta A), 100), A = Q(s_0, a_0) - V(s_0) of the stage-0 value in reward
                                         # units (IQL's advantage-weighted regression, its beta 3 and clip 100), so the
