@@ -317,7 +317,7 @@ def test_leads_critic_variant_fits_a_td_critic_and_keeps_the_target_rule(data):
 def test_leads_critic_flags_fit_in_iqls_units_and_activation_and_answer_in_stage_0_units(data):
     """"critic:tau:n:raw-relu": V and Q fitted on the raw rewards with ReLU (baselines/iql.py's choices), their outputs
     rescaled by 1 / value_scale, so they match a fit on rewards / value_scale up to the fit itself; the run's
-    normaliser is left as it was."""
+    normaliser is left as it was. "seedK" draws the fit with seed K in place of the run's."""
     from bench.mage_leads import Scaled, variant_agent
     agent = MageAgent(seed=0)
     agent.fit(data, {**TEST_CONFIG, "target_rule": "value"}, 6)
@@ -334,6 +334,11 @@ def test_leads_critic_flags_fit_in_iqls_units_and_activation_and_answer_in_stage
         v_raw, v_plain = raw.model.td_value(s_BS)[:, 0], plain.model.td_value(s_BS)[:, 0]
     assert scale > 2      # otherwise the units would not tell apart
     assert abs(float(v_raw.mean() - v_plain.mean())) < 0.5 * float(v_plain.abs().mean()) + 0.05
+    # seedK: another draw of the same fit, whatever seed the run passes; the same K gives the same fit
+    k1, k1_again, k2 = (variant_agent(agent, f"critic:0.8:5:seed{k}", data, 0, seed=seed)
+                        for k, seed in ((11, 3), (11, 4), (12, 3)))
+    assert torch.equal(k1.model.td_value.v[0].weight, k1_again.model.td_value.v[0].weight)
+    assert not torch.equal(k1.model.td_value.v[0].weight, k2.model.td_value.v[0].weight)
 
 
 def test_leads_iql_critic_variant_ranks_candidates_by_a_trained_iql_runs_q(data, tmp_path):
