@@ -116,6 +116,9 @@ def fit_td_value(agent: MageAgent, data, tau: float = CRITIC_TAU, steps: int = C
     baselines/iql.py: "raw" fits V and Q on the raw rewards (IQL's units) instead of rewards / value_scale,
     then rescales their outputs to stage 0's units; "relu" uses ReLU instead of GELU in V and Q (IQL's);
     "seedK" initialises and samples the fit with seed K instead of ``seed`` (another draw of the same fit)."""
+    unknown = [f for f in flags if f not in ("raw", "relu") and not (f.startswith("seed") and f[4:].isdigit())]
+    if unknown:
+        raise SystemExit(f"mage_leads: unknown critic flag(s) {', '.join(unknown)}; use raw, relu, seedK (joined by -)")
     cfg, model = agent.cfg, agent.model
     cfg.td_expectile = tau
     seed = next((int(f[4:]) for f in flags if f.startswith("seed")), seed)

@@ -339,6 +339,8 @@ def test_leads_critic_flags_fit_in_iqls_units_and_activation_and_answer_in_stage
                         for k, seed in ((11, 3), (11, 4), (12, 3)))
     assert torch.equal(k1.model.td_value.v[0].weight, k1_again.model.td_value.v[0].weight)
     assert not torch.equal(k1.model.td_value.v[0].weight, k2.model.td_value.v[0].weight)
+    with pytest.raises(SystemExit, match="unknown critic flag"):
+        variant_agent(agent, "critic:0.8:5:rleu", data, 0, seed=3)
 
 
 def test_leads_iql_critic_variant_ranks_candidates_by_a_trained_iql_runs_q(data, tmp_path):
