@@ -484,6 +484,49 @@ def test_the_value_head_learns_an_upper_expectile_of_the_return():
     assert head(s[:1]).item() == pytest.approx(0.9, abs=0.03)   # the 0.9-expectile of {0, 1} is 0.9
 
 
+def test_stage_zero_td_step_is_iqls_two_optimiser_update():
+    """TDValue.loss under one Adam (V and Q losses summed, the twin-Q loss not halved) moves V and Q as
+    baselines/iql.py's update does: V's Adam on its expectile loss, then Q's Adam on the halved twin MSE, with
+    V(s') read before either step. Adam's step is per parameter and scale-free, so only eps can differ."""
+    from baselines.iql import expectile_loss as iql_expectile_loss
+    from mage.critic import soft_update
+    from mage.value import TDValue
+    torch.manual_seed(0)
+    ours = TDValue(4, 2, 32)
+    ref = copy.deepcopy(ours)
+    opt = torch.optim.Adam(ours.trainable_parameters(), lr=1e-3)
+    v_opt = torch.optim.Adam(ref.v.parameters(), lr=1e-3)
+    q_opt = torch.optim.Adam([*ref.q1.parameters(), *ref.q2.parameters()], lr=1e-3)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        B = 64
+        batch = {"s0": torch.randn(B, 4, generator=gen), "a0": torch.rand(B, 2, generator=gen) * 2 - 1,
+                 "r0": (torch.rand(B, generator=gen) < 0.3).float(), "s1": torch.randn(B, 4, generator=gen),
+                 "done0": torch.zeros(B), "has_next0": torch.ones(B)}
+        loss = ours.loss(batch, 0.99, 0.7, reward_scale=2.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        ours.update_targets()
+        s, a = batch["s0"], batch["a0"]                      # IQL's order: targets first, then V, then Q
+        with torch.no_grad():
+            target_q = torch.minimum(ref.q1_target(s, a), ref.q2_target(s, a))
+            y = batch["r0"] / 2.0 + 0.99 * ref.v(batch["s1"])[:, 0]
+        v_loss = iql_expectile_loss(target_q - ref.v(s)[:, 0], 0.7)
+        v_opt.zero_grad()
+        v_loss.backward()
+        v_opt.step()
+        q_loss = ((ref.q1(s, a) - y).pow(2).mean() + (ref.q2(s, a) - y).pow(2).mean()) / 2
+        q_opt.zero_grad()
+        q_loss.backward()
+        q_opt.step()
+        soft_update(ref.q1_target, ref.q1)
+        soft_update(ref.q2_target, ref.q2)
+    probe_s, probe_a = torch.randn(32, 4, generator=gen), torch.rand(32, 2, generator=gen) * 2 - 1
+    with torch.no_grad():
+        assert not torch.allclose(ours.v(probe_s), TDValue(4, 2, 32).v(probe_s))    # it trained
+        torch.testing.assert_close(ours.v(probe_s), ref.v(probe_s), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(ours.q(probe_s, probe_a), ref.q(probe_s, probe_a), rtol=1e-4, atol=1e-5)
 def test_rtg_across_cuts_runs_on_through_a_continuing_stream():
     import dataclasses
     from mage.data import returns_to_go, segment_starts
