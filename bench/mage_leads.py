@@ -114,7 +114,8 @@ def fit_td_value(agent: MageAgent, data, tau: float = CRITIC_TAU, steps: int = C
     """IQL's V(s) by TD at expectile ``tau`` for ``steps`` steps, as stage 0 trains it; attached to ``agent``
     in place (the run's RTG labels, read already, do not change). ``flags``, where stage 0 differs from
     baselines/iql.py: "raw" fits V and Q on the raw rewards (IQL's units) instead of rewards / value_scale,
-    then rescales their outputs to stage 0's units; "relu" uses ReLU instead of GELU in V and Q (IQL's);
+    then rescales their outputs to stage 0's units; "relu" uses ReLU instead of GELU in V and Q (IQL's;
+    MageConfig.td_activation);
     "seedK" initialises and samples the fit with seed K instead of ``seed`` (another draw of the same fit)."""
     unknown = [f for f in flags if f not in ("raw", "relu") and not (f.startswith("seed") and f[4:].isdigit())]
     if unknown:
@@ -123,12 +124,8 @@ def fit_td_value(agent: MageAgent, data, tau: float = CRITIC_TAU, steps: int = C
     cfg.td_expectile = tau
     seed = next((int(f[4:]) for f in flags if f.startswith("seed")), seed)
     torch.manual_seed(seed)
-    head = TDValue(model.obs_dim, model.act_dim, model.latent_inverse.net[0].out_features)
-    if "relu" in flags:
-        for net in (head.v, head.q1.net, head.q2.net, head.q1_target.net, head.q2_target.net):
-            for i, layer in enumerate(net):
-                if isinstance(layer, torch.nn.GELU):
-                    net[i] = torch.nn.ReLU()
+    cfg.td_activation = "relu" if "relu" in flags else "gelu"
+    head = TDValue(model.obs_dim, model.act_dim, model.latent_inverse.net[0].out_features, cfg.td_activation)
     model.td_value = head
     agent.opt_td = torch.optim.Adam(model.td_value.trainable_parameters(), lr=cfg.value_lr)
     sampler = WindowSampler(data, agent.norm, model.layout, cfg.horizon, agent.device, cfg.rtg_across_cuts)

@@ -20,6 +20,7 @@ TARGET_RULES = ("rolled", "clamped", "fixed", "value", "td")
 GENERATOR_INPUTS = ("teacher", "sampled")
 INVERSE_INPUTS = ("true", "generated")
 EXPLICIT_FROM = ("plan", "observed")
+TD_ACTIVATIONS = ("gelu", "relu")
 RTG_ESTIMATORS = ("monte_carlo", "n_step")
 PLAN_DECODERS = ("adapted", "base", "anchored", "switched")
 PLAN_RANKS = ("value", "mean_value", "q", "q_mean", "return")
@@ -156,6 +157,10 @@ class MageConfig:
     td_expectile: float = 0.9           # not in paper: IQL's expectile tau of the stage-0 value (IQL uses 0.7-0.9).
                                         # Measured (bench/README.md "Issue 15" X, medium seeds 0-1, td::1 + q_mean):
                                         # 0.7 scores as 0.9 (-7.1 / -6.5); IQL's own trained Q there 59.2 / 55.5
+    td_activation: str = "gelu"         # not in paper: the activation of the stage-0 V and twin Q (IQL's MLPs: relu; every
+                                        # other MLP of MAGE: gelu). Measured (bench/README.md "Issue 15" Y, medium, 4 seeds,
+                                        # td::1 + q_mean over 16): relu 5.6 +- 6.6, gelu -6.9 +- 0.1, every seed up (IQL 25.1);
+                                        # umaze not measured yet, so gelu stays the default
     advantage_beta: float = 0.0         # not in paper: > 0 = stage 2 weighs each window's L_CE and L_cond by
                                         # min(exp(beta A), 100), A = Q(s_0, a_0) - V(s_0) of the stage-0 value in reward
                                         # units (IQL's advantage-weighted regression, its beta 3 and clip 100), so the
@@ -232,6 +237,7 @@ class MageConfig:
         _check_choice("generator_inputs", self.generator_inputs, GENERATOR_INPUTS)
         _check_choice("inverse_input", self.inverse_input, INVERSE_INPUTS)
         _check_choice("explicit_from", self.explicit_from, EXPLICIT_FROM)
+        _check_choice("td_activation", self.td_activation, TD_ACTIVATIONS)
         _check_choice("rtg_estimator", self.rtg_estimator, RTG_ESTIMATORS)
         _check_choice("plan_decoder", self.plan_decoder, PLAN_DECODERS)
         _check_choice("plan_rank", self.plan_rank, PLAN_RANKS)

@@ -19,9 +19,9 @@ CQL_RANDOM_ACTIONS = 10  # not in paper: CQL's default number of uniform action 
 
 
 class Critic(nn.Module):
-    def __init__(self, obs_dim: int, act_dim: int, hidden: int) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int, activation: str = "gelu") -> None:
         super().__init__()
-        self.net = mlp(obs_dim + act_dim, hidden, 1)
+        self.net = mlp(obs_dim + act_dim, hidden, 1, activation)
 
     def forward(self, s_BS: torch.Tensor, a_BA: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([s_BS, a_BA], dim=-1)).squeeze(-1)

@@ -5,8 +5,12 @@ import torch
 import torch.nn as nn
 
 
-def mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(inp, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, out))
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+
+
+def mlp(inp: int, hidden: int, out: int, activation: str = "gelu") -> nn.Sequential:
+    act = ACTIVATIONS[activation]
+    return nn.Sequential(nn.Linear(inp, hidden), act(), nn.Linear(hidden, hidden), act(), nn.Linear(hidden, out))
 
 
 class LatentInverseDynamics(nn.Module):

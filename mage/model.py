@@ -42,7 +42,7 @@ class MageModel(nn.Module):
         self.critic = Critic(obs_dim, act_dim, hidden) if cfg.scheme == "a+cql" else None
         self.critic_target = copy.deepcopy(self.critic) if self.critic is not None else None
         self.return_head = ReturnHead(obs_dim, hidden) if cfg.target_rule == "value" else None
-        self.td_value = TDValue(obs_dim, act_dim, hidden) if cfg.needs_td_value else None
+        self.td_value = TDValue(obs_dim, act_dim, hidden, cfg.td_activation) if cfg.needs_td_value else None
 
     @property
     def rtg_index(self) -> int | None:

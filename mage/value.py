@@ -44,12 +44,13 @@ def expectile_loss(pred_B1: torch.Tensor, target_B1: torch.Tensor, tau: float) -
 class TDValue(nn.Module):
     """IQL's value: V(s) [B, 1] by expectile regression on min of twin target Q(s, a); Q by TD to r + gamma V(s').
 
-    Works in normalised RTG units (rewards divided by the RTG scale), like ReturnHead."""
+    Works in normalised RTG units (rewards divided by the RTG scale), like ReturnHead. ``activation``: of V and
+    both Q (MageConfig.td_activation; IQL's MLPs use ReLU)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: int) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int, activation: str = "gelu") -> None:
         super().__init__()
-        self.v = mlp(obs_dim, hidden, 1)
-        self.q1, self.q2 = Critic(obs_dim, act_dim, hidden), Critic(obs_dim, act_dim, hidden)
+        self.v = mlp(obs_dim, hidden, 1, activation)
+        self.q1, self.q2 = Critic(obs_dim, act_dim, hidden, activation), Critic(obs_dim, act_dim, hidden, activation)
         self.q1_target, self.q2_target = copy.deepcopy(self.q1), copy.deepcopy(self.q2)
         for target in (self.q1_target, self.q2_target):
             target.requires_grad_(False)

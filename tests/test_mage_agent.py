@@ -484,6 +484,23 @@ def test_the_value_head_learns_an_upper_expectile_of_the_return():
     assert head(s[:1]).item() == pytest.approx(0.9, abs=0.03)   # the 0.9-expectile of {0, 1} is 0.9
 
 
+def test_td_activation_builds_the_stage_zero_value_with_relu(data):
+    """td_activation relu: V and both Q (and their Polyak targets) use ReLU, IQL's activation, and target_rule td
+    acts on that V; gelu (the default) keeps MAGE's; another name is one clear error."""
+    agent = MageAgent(seed=0)
+    agent.fit(data, {**TEST_CONFIG, "target_rule": "td", "value_steps": 20, "td_activation": "relu"}, 30)
+    head = agent.model.td_value
+    for net in (head.v, head.q1.net, head.q2.net, head.q1_target.net, head.q2_target.net):
+        assert sum(isinstance(m, torch.nn.ReLU) for m in net) == 2 and not any(isinstance(m, torch.nn.GELU) for m in net)
+    s_BS = torch.as_tensor(agent.norm.obs(data.observations[:8]).astype(np.float32))
+    assert torch.isfinite(agent._acting_target(s_BS)).all()      # target_rule td reads the ReLU V
+    gelu = MageModel(resolve_config({**TEST_CONFIG, "target_rule": "td", "value_steps": 20}),
+                     data.observations.shape[1], data.actions.shape[1]).td_value
+    assert sum(isinstance(m, torch.nn.GELU) for m in gelu.v) == 2
+    with pytest.raises(ValueError, match="td_activation"):
+        resolve_config({"td_activation": "tanh"})
+
+
 def test_stage_zero_td_step_is_iqls_two_optimiser_update():
     """TDValue.loss under one Adam (V and Q losses summed, the twin-Q loss not halved) moves V and Q as
     baselines/iql.py's update does: V's Adam on its expectile loss, then Q's Adam on the halved twin MSE, with
