@@ -160,7 +160,8 @@ class MageConfig:
     td_activation: str = "gelu"         # not in paper: the activation of the stage-0 V and twin Q (IQL's MLPs: relu; every
                                         # other MLP of MAGE: gelu). Measured (bench/README.md "Issue 15" Y, medium, 4 seeds,
                                         # td::1 + q_mean over 16): relu 5.6 +- 6.6, gelu -6.9 +- 0.1, every seed up (IQL 25.1);
-                                        # umaze not measured yet, so gelu stays the default
+                                        # but umaze the other way (Z, 4 new trainings): relu in the run -14.8 +- 1.4, relu
+                                        # fitted afterwards 37.8 / 30.8, gelu fitted afterwards 45.2 +- 29.1 (IQL 67.1): gelu
     advantage_beta: float = 0.0         # not in paper: > 0 = stage 2 weighs each window's L_CE and L_cond by
                                         # min(exp(beta A), 100), A = Q(s_0, a_0) - V(s_0) of the stage-0 value in reward
                                         # units (IQL's advantage-weighted regression, its beta 3 and clip 100), so the
