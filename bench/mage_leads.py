@@ -21,8 +21,8 @@ they stayed). Variants:
   (``switched:v``: D below V(s_0) = v, D' from v on; MageConfig.switch_value);
 - ``critic[:tau[:n[:flags]]]``: IQL's V and twin Q fitted here by TD (n steps, default 20,000, expectile tau, default
   0.9) as stage 0 trains them, the acting target left as the run has it (for ``samples`` on runs without one);
-  flags ``raw`` (fit on the raw rewards, IQL's units), ``relu`` (IQL's activation) and ``seedK`` (the fit's seed K
-  instead of the run's), joined by ``-``;
+  flags ``raw`` (fit on the raw rewards, IQL's units), ``relu`` (IQL's activation), ``seedK`` (the fit's seed K
+  instead of the run's) and ``ensK`` (K draws, acting on their mean V and Q), joined by ``-``;
 - ``samples:n[:rank[:beta[:T]]]``: act on the best of n plans (greedy + n - 1 sampled), ranked by the stage-0 value of
   the last state (rank ``value``), its mean over the plan's states (``mean_value``), the stage-0 Q of s_0
   and the plan's first action (``q``) or the plan's decoded R_0 (``return``); ``q_mean``: the n first actions
@@ -109,6 +109,24 @@ class Scaled(torch.nn.Module):
         return x * self.factor
 
 
+class CriticEnsemble(torch.nn.Module):
+    """K fitted critics read as one: V(s) [B, 1] and Q(s, a) [B] (each member's twin-Q minimum) averaged over the
+    members, so acting (the td target, q_mean's weights) sees the mean of K draws instead of one draw's shape."""
+
+    def __init__(self, members: list[TDValue]) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+
+    def forward(self, s0_BS: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(s0_BS) for member in self.members]).mean(0)
+
+    def q(self, s_BS: torch.Tensor, a_BA: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member.q(s_BS, a_BA) for member in self.members]).mean(0)
+
+
+ENSEMBLE_SEED_STRIDE = 1000   # member i of an ensemble is the fit of seed + 1000 i: member 0 is the single fit
+
+
 def fit_td_value(agent: MageAgent, data, tau: float = CRITIC_TAU, steps: int = CRITIC_STEPS, seed: int = 0,
                  flags: tuple[str, ...] = ()) -> None:
     """IQL's V(s) by TD at expectile ``tau`` for ``steps`` steps, as stage 0 trains it; attached to ``agent``
@@ -116,33 +134,47 @@ def fit_td_value(agent: MageAgent, data, tau: float = CRITIC_TAU, steps: int = C
     baselines/iql.py: "raw" fits V and Q on the raw rewards (IQL's units) instead of rewards / value_scale,
     then rescales their outputs to stage 0's units; "relu" uses ReLU instead of GELU in V and Q (IQL's;
     MageConfig.td_activation);
-    "seedK" initialises and samples the fit with seed K instead of ``seed`` (another draw of the same fit)."""
-    unknown = [f for f in flags if f not in ("raw", "relu") and not (f.startswith("seed") and f[4:].isdigit())]
+    "seedK" initialises and samples the fit with seed K instead of ``seed`` (another draw of the same fit);
+    "ensK" fits K draws (seeds seed + 1000 i, i < K; member 0 is the single fit) and acts on their average
+    (``CriticEnsemble``)."""
+    unknown = [f for f in flags if f not in ("raw", "relu")
+               and not (f[:4] == "seed" and f[4:].isdigit()) and not (f[:3] == "ens" and f[3:].isdigit() and int(f[3:]) > 0)]
     if unknown:
-        raise SystemExit(f"mage_leads: unknown critic flag(s) {', '.join(unknown)}; use raw, relu, seedK (joined by -)")
+        raise SystemExit(f"mage_leads: unknown critic flag(s) {', '.join(unknown)}; use raw, relu, seedK, ensK (K > 0), "
+                         "joined by -")
     cfg, model = agent.cfg, agent.model
     cfg.td_expectile = tau
-    seed = next((int(f[4:]) for f in flags if f.startswith("seed")), seed)
-    torch.manual_seed(seed)
     cfg.td_activation = "relu" if "relu" in flags else "gelu"
+    seed = next((int(f[4:]) for f in flags if f.startswith("seed")), seed)
+    members = next((int(f[3:]) for f in flags if f.startswith("ens")), 1)
+    heads = [fit_one_critic(agent, data, steps, seed + ENSEMBLE_SEED_STRIDE * i, "raw" in flags) for i in range(members)]
+    model.td_value = heads[0] if members == 1 else CriticEnsemble(heads)
+    model.eval()
+
+
+def fit_one_critic(agent: MageAgent, data, steps: int, seed: int, raw: bool) -> TDValue:
+    """One TDValue fitted by ``steps`` stage-0 steps (agent.cfg's expectile and activation) from seed ``seed``;
+    ``raw``: on the raw rewards, its outputs rescaled to stage 0's units."""
+    cfg, model = agent.cfg, agent.model
+    torch.manual_seed(seed)
     head = TDValue(model.obs_dim, model.act_dim, model.latent_inverse.net[0].out_features, cfg.td_activation)
-    model.td_value = head
-    agent.opt_td = torch.optim.Adam(model.td_value.trainable_parameters(), lr=cfg.value_lr)
+    model.td_value = head   # _value_pretrain_step trains the model's td_value
+    agent.opt_td = torch.optim.Adam(head.trainable_parameters(), lr=cfg.value_lr)
     sampler = WindowSampler(data, agent.norm, model.layout, cfg.horizon, agent.device, cfg.rtg_across_cuts)
     agent.sample_gen.manual_seed(seed)
     value_scale = agent.norm.value_scale
-    if "raw" in flags:
+    if raw:
         agent.norm.value_scale = 1.0
     try:
         for _ in range(steps):
             agent._value_pretrain_step(sampler)
     finally:
         agent.norm.value_scale = value_scale
-    if "raw" in flags:
+    if raw:
         head.v.append(Scaled(1.0 / value_scale))
         head.q1.net.append(Scaled(1.0 / value_scale))
         head.q2.net.append(Scaled(1.0 / value_scale))
-    model.eval()
+    return head
 
 
 def borrow_iql_critic(agent: MageAgent, iql_run: Path) -> None:

@@ -146,6 +146,14 @@ def agent_config(method: str, config: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(build_config(method, config)), default=str))
 
 
+def first_policy_step(method: str, config: dict[str, Any], steps: int) -> int:
+    """The step from which a fit of ``steps`` steps trains ``method``'s acting policy: its config's
+    ``first_policy_step(steps)`` where the method first trains parts that do not act (MAGE: the stage-0 critic
+    and the stage-1 tokenizer), else 0. Periodic evaluations are spread after it."""
+    cfg = build_config(method, config)
+    return int(cfg.first_policy_step(steps)) if hasattr(cfg, "first_policy_step") else 0
+
+
 def config_changes(recorded: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """{field: (recorded value, current value)} of the fields where a finished run's recorded agent_config
     differs from the config the code resolves now; a field the record lacks (added since) reads "unset"."""

@@ -22,7 +22,8 @@ class Profile:
     eval_max_steps: int | None   # None: the suite's episode horizon
     checkpoint_every: int        # optimisation steps between checkpoints
     curve_points: int            # about how many points of each training curve are kept
-    periodic_evals: int = 0      # evaluations spread evenly over training (0: none), for score-against-steps curves
+    periodic_evals: int = 0      # evaluations spread evenly over training after the method's first_policy_step
+                                 # (0: none), for score-against-steps curves
     periodic_episodes: int = 0   # episodes of each of them
     agent_profile: str = ""      # which Agent PROFILES entry sizes the models ("" = this profile's name)
     data_profile: str = ""       # which size of generated datasets to use ("" = this profile's name)

@@ -84,11 +84,16 @@ def periodic_eval_seed(seed: int) -> int:
     return 50_000 + 1_000 * seed
 
 
-def periodic_eval_steps(steps: int, evaluations: int) -> list[int]:
-    """Training steps after which a periodic evaluation runs: ``evaluations`` evenly spaced, the last at ``steps``."""
+def periodic_eval_steps(steps: int, evaluations: int, first_policy_step: int = 0) -> list[int]:
+    """Training steps after which a periodic evaluation runs: ``evaluations`` evenly spaced over the steps after
+    ``first_policy_step`` (harness.config.first_policy_step: before it the method trains no part of its policy,
+    so a score there says nothing), the last at ``steps``."""
     if evaluations <= 0:
         return []
-    return sorted({max(1, round(steps * (i + 1) / evaluations)) for i in range(min(evaluations, steps))})
+    first = min(max(first_policy_step, 0), steps - 1)
+    span = steps - first
+    count = min(evaluations, span)   # at most one per step
+    return [first + round(span * (i + 1) / count) for i in range(count)]
 
 
 @dataclass(frozen=True)
@@ -159,7 +164,7 @@ def _one_line(error: BaseException) -> str:
 def _train_and_evaluate(spec: RunSpec, store: RunStore, on_progress: OnProgress | None, on_metrics: Sink | None,
                         started: float) -> dict:
     import torch
-    from harness.config import agent_config
+    from harness.config import agent_config, first_policy_step
     from harness.methods import build_agent
     from suites.evaluation import evaluate
     from suites.registry import load_offline_dataset
@@ -179,7 +184,8 @@ def _train_and_evaluate(spec: RunSpec, store: RunStore, on_progress: OnProgress 
         eval_curve = saved.get("eval_curve", [])
         resumed_at = saved.get("step", 0)   # checkpoints from before live metrics lack it: TensorBoard restarts
     curve_every = max(1, spec.steps // max(1, spec.curve_points))
-    eval_at = set(periodic_eval_steps(spec.steps, spec.periodic_evals if spec.periodic_episodes > 0 else 0))
+    eval_at = set(periodic_eval_steps(spec.steps, spec.periodic_evals if spec.periodic_episodes > 0 else 0,
+                                      first_policy_step(spec.method, spec.config, spec.steps)))
     live = LiveMetrics(store.run_dir(spec.run_id), spec.steps, resumed_at, on_metrics)
 
     def save_checkpoint(step: int) -> None:

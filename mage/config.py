@@ -321,6 +321,11 @@ class MageConfig:
         stage0_end = self.value_steps if self.needs_td_value else 0
         return stage0_end, stage0_end + int(round(self.tokenizer_fraction * (steps - stage0_end)))
 
+    def first_policy_step(self, steps: int) -> int:
+        """Stage 2's first step: before it the generator, which every plan comes from, is untrained
+        (harness.config.first_policy_step; the harness evaluates periodically only after it)."""
+        return self.stage_ends(steps)[1]
+
     @property
     def rtg_conditioned(self) -> bool:
         return self.rtg_mode == "condition"

@@ -83,7 +83,9 @@ def test_periodic_evaluations_leave_training_and_the_final_score_unchanged(tmp_p
     assert execute_run(plain, store_plain) == execute_run(watched, store_watched) == "done"
     a, b = store_plain.result(plain.run_id), store_watched.result(watched.run_id)
     assert a["eval_curve"] == []
-    assert [point["step"] for point in b["eval_curve"]] == [10, 20, 30, 40]
+    # MAGE (tokenizer_fraction 0.5, no stage 0) trains no part of its policy before step 20: evaluations after it
+    expected = [25, 30, 35, 40] if plain.method == "mage" else [10, 20, 30, 40]
+    assert [point["step"] for point in b["eval_curve"]] == expected
     assert all(point["episodes"] == 2 and np.isfinite(point["score"]) for point in b["eval_curve"])
     assert b["normalized"] == a["normalized"]
     assert b["training_curves"] == a["training_curves"]
@@ -94,15 +96,31 @@ def test_a_resumed_run_continues_its_periodic_curve(tmp_path):
     whole, resumed = RunStore(tmp_path / "whole"), RunStore(tmp_path / "resumed")
     assert execute_run(spec, whole) == "done"
 
-    def stop_at_25(step, total):   # after the evaluations at 10 and 20 and the checkpoint at 20
-        if step == 25:
+    def stop_at_30(step, total):   # after the evaluations at 25 and 30; the last checkpoint (20) has neither
+        if step == 30:
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
-        execute_run(spec, resumed, stop_at_25)
+        execute_run(spec, resumed, stop_at_30)
     assert execute_run(spec, resumed) == "done"
     curve = resumed.result(spec.run_id)["eval_curve"]
-    assert [point["step"] for point in curve] == [10, 20, 30, 40]
+    assert [point["step"] for point in curve] == [25, 30, 35, 40]
     assert curve == whole.result(spec.run_id)["eval_curve"]
+
+
+def test_periodic_evaluations_start_where_the_policy_starts_learning():
+    """Spread over the steps after the method's first_policy_step (MAGE: after stage 0's critic and stage 1's
+    tokenizer), the last at the final step; a method without stages starts at 0."""
+    from harness.config import first_policy_step
+    from harness.runs import periodic_eval_steps
+    assert periodic_eval_steps(100, 4) == [25, 50, 75, 100]
+    assert periodic_eval_steps(100, 4, first_policy_step=60) == [70, 80, 90, 100]
+    assert periodic_eval_steps(100, 10, first_policy_step=97) == [98, 99, 100]      # no more than the steps left
+    assert periodic_eval_steps(100, 3, first_policy_step=500) == [100]              # a start past the end
+    assert periodic_eval_steps(100, 0, first_policy_step=60) == []
+    mage = {"value_steps": 20_000, "target_rule": "td", "tokenizer_fraction": 0.5}
+    assert first_policy_step("mage", mage, 26_000) == 23_000                     # 20,000 + 0.5 * 6,000
+    assert first_policy_step("mage", {}, 30_000) == 10_000                       # a third to the tokenizer
+    assert first_policy_step("iql", {}, 30_000) == 0
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])

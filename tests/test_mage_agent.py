@@ -339,8 +339,24 @@ def test_leads_critic_flags_fit_in_iqls_units_and_activation_and_answer_in_stage
                         for k, seed in ((11, 3), (11, 4), (12, 3)))
     assert torch.equal(k1.model.td_value.v[0].weight, k1_again.model.td_value.v[0].weight)
     assert not torch.equal(k1.model.td_value.v[0].weight, k2.model.td_value.v[0].weight)
-    with pytest.raises(SystemExit, match="unknown critic flag"):
-        variant_agent(agent, "critic:0.8:5:rleu", data, 0, seed=3)
+    # ensK: K draws, member 0 the single fit of that seed, acting on the members' mean V and twin-Q minimum
+    ens = variant_agent(agent, "critic:0.8:5:seed11-ens2", data, 0, seed=3).model.td_value
+    assert len(ens.members) == 2
+    for key, value in ens.members[0].state_dict().items():
+        assert torch.equal(value, k1.model.td_value.state_dict()[key]), key
+    assert not torch.equal(ens.members[1].v[0].weight, k1.model.td_value.v[0].weight)
+    a_BA = torch.as_tensor(raw.norm.act(data.actions[:50]).astype(np.float32))
+    with torch.no_grad():
+        v_members = [member(s_BS) for member in ens.members]
+        q_members = [member.q(s_BS, a_BA) for member in ens.members]
+        assert torch.allclose(ens(s_BS), (v_members[0] + v_members[1]) / 2)
+        assert torch.allclose(ens.q(s_BS, a_BA), (q_members[0] + q_members[1]) / 2)
+        assert not torch.allclose(v_members[0], v_members[1])
+    action = variant_agent(agent, "critic:0.8:5:ens2+samples:4:q_mean", data, 0, seed=3).act(data.observations[:3])
+    assert action.shape == (3, data.act_dim) and np.isfinite(action).all()
+    for bad in ("rleu", "ens0", "ens"):
+        with pytest.raises(SystemExit, match="unknown critic flag"):
+            variant_agent(agent, f"critic:0.8:5:{bad}", data, 0, seed=3)
 
 
 def test_leads_iql_critic_variant_ranks_candidates_by_a_trained_iql_runs_q(data, tmp_path):
