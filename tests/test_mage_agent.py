@@ -517,6 +517,23 @@ def test_td_activation_builds_the_stage_zero_value_with_relu(data):
         resolve_config({"td_activation": "tanh"})
 
 
+def test_the_stage_zero_critic_leaves_stages_one_and_two_unchanged_under_monte_carlo_labels(data):
+    """With the data's own RTG labels (rtg_estimator monte_carlo) and no advantage weights, the stage-0 critic only
+    acts: two runs that differ in its activation train the same tokenizer and generator, bit for bit, while the
+    critics themselves differ. So a critic swapped in after training (bench/mage_leads.py "critic") is what that
+    run would have trained with it in stage 0, up to the critic's own draw."""
+    fitted = {}
+    for activation in ("relu", "gelu"):
+        agent = MageAgent(seed=0)
+        agent.fit(data, {**TEST_CONFIG, "target_rule": "td", "value_steps": 5, "td_activation": activation,
+                         "dropout": 0.1}, 20)
+        fitted[activation] = agent.model.state_dict()
+    relu, gelu = fitted["relu"], fitted["gelu"]
+    assert any(not torch.equal(relu[k], gelu[k]) for k in relu if k.startswith("td_value."))
+    rest = [k for k in relu if not k.startswith("td_value.")]
+    assert rest and all(torch.equal(relu[k], gelu[k]) for k in rest)
+
+
 def test_stage_zero_td_step_is_iqls_two_optimiser_update():
     """TDValue.loss under one Adam (V and Q losses summed, the twin-Q loss not halved) moves V and Q as
     baselines/iql.py's update does: V's Adam on its expectile loss, then Q's Adam on the halved twin MSE, with
