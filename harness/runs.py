@@ -88,7 +88,7 @@ def periodic_eval_steps(steps: int, evaluations: int, first_policy_step: int = 0
     """Training steps after which a periodic evaluation runs: ``evaluations`` evenly spaced over the steps after
     ``first_policy_step`` (harness.config.first_policy_step: before it the method trains no part of its policy,
     so a score there says nothing), the last at ``steps``."""
-    if evaluations <= 0:
+    if evaluations <= 0 or steps <= 0:
         return []
     first = min(max(first_policy_step, 0), steps - 1)
     span = steps - first
